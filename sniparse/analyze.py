@@ -1,0 +1,205 @@
+"""The pipeline: capture -> decode -> flows -> report.
+
+This is the one place that ties the layers together and the one place that turns decode
+trouble into Issues for the caller. Data flows one way::
+
+    CaptureReader (records) -> decode_segment (TCP segments) -> FlowTable (handshakes)
+                            -> Report.build (views, verdicts)
+
+Speed: most packets of a real capture are bulk data of flows whose handshake question is
+already answered. ``decode.fast_key`` reads the direction key and the TCP flags straight
+from the frame for the common link types, and such a packet is counted and dropped before
+any decoding or flow work, unless it carries SYN, FIN or RST (those always reach the flow
+table, because they decide Zeek's conn_state and history). Dropping them cannot change a
+result: the flow table lists exactly those keys in ``FlowTable.decided``.
+
+Memory: nothing here keeps per-packet state. ``iter_handshakes`` yields each handshake as
+its flow is decided, so a caller that streams holds only the live flow table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Union
+
+from .capture import CaptureReader
+from .decode import decode_segment, fast_key
+from .errors import Issues
+from .flows import FlowTable, Handshake
+from .link import LINKTYPE_NAMES
+from .report import CaptureStats, Report
+
+__all__ = ["analyze", "iter_handshakes", "Source", "Analysis"]
+
+Source = Union[str, "os.PathLike[str]", bytes, IO[bytes], Iterable[Union[str, "os.PathLike[str]"]]]
+
+# How often (in capture time) idle flows are swept out of the table.
+_EXPIRE_EVERY_NS = 1_000_000_000
+# How often (in records) the progress callback is called.
+_PROGRESS_EVERY = 16384
+
+_SYN_FIN_RST = 0x07
+
+
+class Analysis:
+    """One pass over a capture: iterate it for handshakes, then read ``issues`` and
+    :meth:`stats`. Used by :func:`analyze` and :func:`iter_handshakes`; handy when a
+    caller wants to stream handshakes *and* keep the capture statistics."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        idle_timeout: float = 300.0,
+        progress: Callable[[int, int], None] | None = None,
+        max_flows: int = 1_000_000,
+    ) -> None:
+        self.issues = Issues()
+        self.progress = progress
+        self.reader = CaptureReader(_as_sources(source), self.issues, progress=None)
+        self.table = FlowTable(
+            self.issues, idle_timeout_ns=int(idle_timeout * 1e9), max_flows=max_flows
+        )
+        self.counters: dict[str, int] = {}
+        self.frames = 0
+        self.bytes = 0
+        self.truncated_frames = 0
+        self.tcp_segments = 0
+        self.skipped = 0
+        self.first_ts_ns: int | None = None
+        self.last_ts_ns: int | None = None
+        self._linktypes: dict[int, int] = {}
+
+    def __iter__(self) -> Iterator[Handshake]:
+        table = self.table
+        feed = table.feed
+        decided = table.decided
+        counters = self.counters
+        issues = self.issues
+        linktypes = self._linktypes
+        progress = self.progress
+        reader = self.reader
+        frames = nbytes = truncated = segments = skipped = 0
+        first_ts: int | None = None
+        last_ts = 0
+        next_expire = 0
+        try:
+            for rec in reader:
+                frames += 1
+                data = rec.data
+                caplen = len(data)
+                nbytes += caplen
+                if caplen < rec.origlen:
+                    truncated += 1
+                lt = rec.linktype
+                linktypes[lt] = linktypes.get(lt, 0) + 1
+                ts = rec.ts_ns
+                if first_ts is None:
+                    first_ts = ts
+                    next_expire = ts + _EXPIRE_EVERY_NS
+                if ts > last_ts:
+                    last_ts = ts
+                if progress is not None and frames % _PROGRESS_EVERY == 0:
+                    progress(reader.bytes_read, reader.bytes_total)
+
+                fk = fast_key(lt, data)
+                if fk is not None and not (fk[1] & _SYN_FIN_RST) and fk[0] in decided:
+                    skipped += 1
+                    segments += 1
+                    continue
+                seg = decode_segment(rec, issues, counters)
+                if seg is None:
+                    continue
+                segments += 1
+                out = feed(seg)
+                if out:
+                    yield from out
+                if ts >= next_expire:
+                    next_expire = ts + _EXPIRE_EVERY_NS
+                    expired = table.expire(ts)
+                    if expired:
+                        yield from expired
+            yield from table.finish()
+        finally:
+            self.frames = frames
+            self.bytes = nbytes
+            self.truncated_frames = truncated
+            self.tcp_segments = segments
+            self.skipped = skipped
+            self.first_ts_ns = first_ts
+            self.last_ts_ns = last_ts if first_ts is not None else None
+            if progress is not None:
+                progress(reader.bytes_read, reader.bytes_total)
+
+    def stats(self) -> CaptureStats:
+        """Capture statistics; complete once iteration has finished."""
+        decode = dict(self.counters)
+        if self.skipped:
+            decode["bulk_skipped"] = self.skipped
+        return CaptureStats(
+            files=tuple(str(f) for f in self.reader.files),
+            frames=self.frames,
+            bytes=self.bytes,
+            first_ts_ns=self.first_ts_ns,
+            last_ts_ns=self.last_ts_ns,
+            linktypes={
+                LINKTYPE_NAMES.get(lt, f"linktype {lt}"): n for lt, n in self._linktypes.items()
+            },
+            tcp_segments=self.tcp_segments,
+            truncated_frames=self.truncated_frames,
+            decode=decode,
+            flows=dict(self.table.stats),
+        )
+
+
+def _as_sources(source: Source) -> list[object]:
+    """Normalise the many accepted source shapes to a list for CaptureReader."""
+    if isinstance(source, (str, bytes, bytearray, memoryview, os.PathLike)):
+        return [source]
+    if hasattr(source, "read"):
+        return [source]
+    return list(source)
+
+
+def iter_handshakes(
+    source: Source,
+    *,
+    idle_timeout: float = 300.0,
+    progress: Callable[[int, int], None] | None = None,
+    max_flows: int = 1_000_000,
+) -> Iterator[Handshake]:
+    """Stream the handshakes of a capture, each as soon as its flow is decided.
+
+    For captures too large to hold the results of: memory depends on the number of
+    concurrent flows, not on the size of the capture. Handshakes come in the order their
+    flows are decided, which is close to, but not exactly, time order.
+
+    Raises :class:`sniparse.NotACaptureError` when the source is not a readable capture.
+    """
+    yield from Analysis(
+        source, idle_timeout=idle_timeout, progress=progress, max_flows=max_flows
+    )
+
+
+def analyze(
+    source: Source,
+    *,
+    idle_timeout: float = 300.0,
+    progress: Callable[[int, int], None] | None = None,
+    max_flows: int = 1_000_000,
+) -> Report:
+    """Read a whole capture and return its :class:`~sniparse.report.Report`.
+
+    ``source``: a path, ``"-"`` for standard input, several paths (a rotated set is read
+    as one capture in time order), the capture's bytes, or a binary file object.
+    ``idle_timeout``: seconds of capture time after which a silent flow is closed.
+    ``progress``: called now and then with (bytes read, bytes total or 0).
+
+    Problems inside the capture (corrupt records, truncated frames, unsupported link
+    types) are reported in ``Report.issues``; only an input that is not a capture at all
+    raises :class:`sniparse.NotACaptureError`.
+    """
+    run = Analysis(source, idle_timeout=idle_timeout, progress=progress, max_flows=max_flows)
+    handshakes = sorted(run, key=lambda h: (h.ts_ns, h.frame))
+    return Report.build(handshakes, run.issues.to_list(), run.stats())

@@ -1,0 +1,1097 @@
+"""The report: per-client and per-server views of the handshakes, and the verdicts.
+
+Everything here is a pure function of a sequence of :class:`~sniparse.flows.Handshake`
+records, the :class:`~sniparse.errors.Issue` list and the :class:`CaptureStats` counters, so
+a report can be rebuilt from any filtered subset of handshakes (the CLI's ``--client`` /
+``--server`` filters do exactly that).
+
+The verdict rules (SPEC "What it must report"):
+
+* An endpoint whose attempts *without* SNI (``absent`` / ``empty``) are *rejected* -- a server
+  RST, or an alert 112 unrecognized_name / 40 handshake_failure (RFC 8446 §6.2, RFC 6066 §3) --
+  while attempts *with* SNI get a ServerHello: the server requires SNI (``sni_required``).
+* Rejected without SNI, and no SNI traffic to compare: likely, unproven
+  (``sni_required_likely``).
+* Rejected with and without SNI: not an SNI problem (``all_rejected``).
+* Served without SNI: the endpoint already handles non-SNI clients (``non_sni_served``).
+* Only hellos the capture could not read whole: the capture cannot answer (``unknown_only``).
+
+``unknown`` hellos are never counted as "without SNI": a hello cut by the snaplen says
+nothing about the client, and calling it SNI-less is the most harmful wrong answer possible.
+
+pandas and matplotlib are imported inside the methods that need them, never at module level.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import Issue
+from .flows import Handshake
+
+__all__ = [
+    "ALERT_NAMES",
+    "HANDSHAKE_COLUMNS",
+    "KNOWN_SOURCES",
+    "OUTCOMES",
+    "SNI_STATUSES",
+    "UNKNOWN_REASONS",
+    "CaptureStats",
+    "ClientSummary",
+    "Report",
+    "ServerSummary",
+    "Verdict",
+    "handshake_to_dict",
+    "known_source",
+]
+
+#: Every ``sni_status`` value, in display order.
+SNI_STATUSES: tuple[str, ...] = ("present", "absent", "empty", "unknown", "malformed")
+#: Every ``outcome`` value, in display order.
+OUTCOMES: tuple[str, ...] = (
+    "server_hello",
+    "alert",
+    "server_reset",
+    "server_close",
+    "client_reset",
+    "no_response",
+)
+#: Every ``unknown_reason`` value, with what it means for the answer.
+UNKNOWN_REASONS: dict[str, str] = {
+    "truncated": "packets cut by the capture's snaplen; capture with -s 0",
+    "gap": "a segment of the hello missing from the capture, packet loss at the capture point",
+    "capture_end": "the capture ended before the hello was complete",
+    "midstream": "the capture started after the connection did, the hello's start is missing",
+}
+
+#: TLS alert descriptions (RFC 8446 §6, RFC 6066 §3) that mean "no certificate for you".
+_SNI_ALERTS = frozenset({112, 40})
+
+#: Names of the commonest alert descriptions (RFC 8446 §6); others print as numbers.
+ALERT_NAMES: dict[int, str] = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    22: "record_overflow",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+
+#: Address ranges of well-known clients that connect without SNI (health checkers and
+#: platform probes). Sources: Google Cloud load-balancing health-check docs, Azure's
+#: documented platform address 168.63.129.16.
+KNOWN_SOURCES: tuple[tuple[str, str], ...] = (
+    ("35.191.0.0/16", "Google Cloud load-balancer health check"),
+    ("130.211.0.0/22", "Google Cloud load-balancer health check"),
+    ("209.85.152.0/22", "Google Cloud legacy network load-balancer health check"),
+    ("209.85.204.0/22", "Google Cloud legacy network load-balancer health check"),
+    ("168.63.129.16/32", "Azure load-balancer health probe"),
+)
+_KNOWN_NETS = tuple((ipaddress.ip_network(n), n, name) for n, name in KNOWN_SOURCES)
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2, "ok": 3}
+
+_FIX_GENERAL = (
+    "Give the endpoint a default for clients without SNI: a default certificate / default "
+    "filter chain (Envoy/Istio: a filter chain without server_names; nginx: a default_server "
+    "without ssl_reject_handshake; HAProxy: a default certificate, no strict-sni). "
+    "Apigee Hybrid: add an ApigeeRoute with hostnames ['*'] and enableNonSniClient: true, and "
+    "list it in the virtual host's additionalGateways. Or make the clients send SNI "
+    "(connect by host name, or set the TLS server name explicitly)."
+)
+
+
+def known_source(ip: str) -> str | None:
+    """The name of a well-known non-SNI client range containing ``ip``, e.g.
+    ``known_source("35.191.7.9") == "Google Cloud load-balancer health check"``; None otherwise
+    (also for text that is not an address)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for net, _, name in _KNOWN_NETS:
+        if addr.version == net.version and addr in net:
+            return name
+    return None
+
+
+def _known_range(ip: str) -> str | None:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for net, text, _ in _KNOWN_NETS:
+        if addr.version == net.version and addr in net:
+            return text
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Capture statistics
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """Counters about the capture as a whole, filled in by the pipeline.
+
+    ``linktypes`` maps a link-type name to its frame count; ``decode`` holds decoder counters
+    (``not_ip``, ``udp``, ``ip_fragment``...); ``flows`` counts TCP flows by kind (``tls``,
+    ``rejected_syn``, ``syn_only``, ``not_tls``, ``midstream``...). ``truncated_frames`` counts
+    frames whose captured length is below their original length (a snaplen cut).
+    """
+
+    files: tuple[str, ...] = ()
+    frames: int = 0
+    bytes: int = 0
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    linktypes: dict[str, int] = field(default_factory=dict)
+    tcp_segments: int = 0
+    truncated_frames: int = 0
+    decode: dict[str, int] = field(default_factory=dict)
+    flows: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (timestamps also as ISO 8601 text)."""
+        return {
+            "files": list(self.files),
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "first_ts_ns": self.first_ts_ns,
+            "last_ts_ns": self.last_ts_ns,
+            "first_ts": _iso(self.first_ts_ns),
+            "last_ts": _iso(self.last_ts_ns),
+            "linktypes": dict(self.linktypes),
+            "tcp_segments": self.tcp_segments,
+            "truncated_frames": self.truncated_frames,
+            "decode": dict(self.decode),
+            "flows": dict(self.flows),
+        }
+
+
+def _iso(ts_ns: int | None) -> str | None:
+    if ts_ns is None:
+        return None
+    dt = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts_ns % 1_000_000_000) // 1000:06d}Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# Handshake rows
+
+#: Handshake fields that become columns, in order (``client_hello`` is left out: it is the
+#: parsed object, not a value). ``ts`` (ISO 8601 text) follows ``ts_ns``.
+HANDSHAKE_COLUMNS: tuple[str, ...] = tuple(
+    ["ts_ns", "ts"] + [f.name for f in fields(Handshake) if f.name not in ("ts_ns", "client_hello")]
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        # Raw wire bytes travel as hex so that JSON and CSV stay lossless and ASCII.
+        return value.hex()
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def handshake_to_dict(h: Handshake) -> dict[str, Any]:
+    """One handshake as a JSON-ready dict keyed by :data:`HANDSHAKE_COLUMNS` (tuples become
+    lists, ``sni_raw`` becomes hex text)."""
+    out: dict[str, Any] = {}
+    for name in HANDSHAKE_COLUMNS:
+        out[name] = _jsonable(getattr(h, name))
+    return out
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return float(statistics.median(vals))
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _ranked(counter: Counter[str]) -> tuple[str, ...]:
+    return tuple(k for k, _ in counter.most_common())
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-client and per-server summaries
+
+
+class _Acc:
+    """Accumulates one group of handshakes (one client or one server endpoint)."""
+
+    __slots__ = (
+        "attempts",
+        "examples",
+        "first",
+        "ja3",
+        "ja4",
+        "last",
+        "malformed",
+        "ms",
+        "ms_without",
+        "names",
+        "outcomes",
+        "outcomes_with",
+        "outcomes_without",
+        "peers",
+        "peers_without",
+        "unknown",
+        "unknown_reasons",
+        "with_sni",
+        "without_sni",
+    )
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.with_sni = 0
+        self.without_sni = 0
+        self.unknown = 0
+        self.malformed = 0
+        self.outcomes: Counter[str] = Counter()
+        self.outcomes_with: Counter[str] = Counter()
+        self.outcomes_without: Counter[str] = Counter()
+        self.names: Counter[str] = Counter()
+        self.ja3: Counter[str] = Counter()
+        self.ja4: Counter[str] = Counter()
+        self.ms: list[float] = []
+        self.ms_without: list[float] = []
+        self.first: int | None = None
+        self.last: int | None = None
+        self.peers: Counter[str] = Counter()
+        self.peers_without: Counter[str] = Counter()
+        self.unknown_reasons: Counter[str] = Counter()
+        # first handshake seen per (sni group, outcome), for "example flow" evidence
+        self.examples: dict[tuple[str, str], Handshake] = {}
+
+    def add(self, h: Handshake, peer: str) -> None:
+        self.attempts += 1
+        self.outcomes[h.outcome] += 1
+        status = h.sni_status
+        if status == "present":
+            self.with_sni += 1
+            self.outcomes_with[h.outcome] += 1
+            group = "with"
+        elif status in ("absent", "empty"):
+            self.without_sni += 1
+            self.outcomes_without[h.outcome] += 1
+            self.peers_without[peer] += 1
+            if h.outcome_ms is not None:
+                self.ms_without.append(h.outcome_ms)
+            group = "without"
+        elif status == "malformed":
+            self.malformed += 1
+            group = "malformed"
+        else:
+            # "unknown" and anything unexpected: never counted as without SNI.
+            self.unknown += 1
+            self.unknown_reasons[h.unknown_reason or "unknown"] += 1
+            group = "unknown"
+        self.examples.setdefault((group, h.outcome), h)
+        if h.sni:
+            self.names[h.sni] += 1
+        if h.ja3:
+            self.ja3[h.ja3] += 1
+        if h.ja4:
+            self.ja4[h.ja4] += 1
+        if h.outcome_ms is not None:
+            self.ms.append(h.outcome_ms)
+        if self.first is None or h.ts_ns < self.first:
+            self.first = h.ts_ns
+        if self.last is None or h.ts_ns > self.last:
+            self.last = h.ts_ns
+        self.peers[peer] += 1
+
+
+@dataclass(frozen=True)
+class ClientSummary:
+    """What one client IP did: attempts by SNI status, outcomes, names and fingerprints.
+
+    ``names`` are the SNI values the client sent when it did send one (most used first);
+    ``typical_ms`` is the median ``outcome_ms`` over all its attempts, ``typical_ms_without_sni``
+    over its attempts without SNI; ``known_source`` names a well-known non-SNI client range
+    (a load-balancer health checker) when the address is in one.
+    """
+
+    ip: str
+    attempts: int
+    with_sni: int
+    without_sni: int
+    unknown: int
+    malformed: int
+    outcomes: Counter[str]
+    outcomes_without_sni: Counter[str]
+    names: tuple[str, ...]
+    ja3: tuple[str, ...]
+    ja4: tuple[str, ...]
+    typical_ms: float | None
+    typical_ms_without_sni: float | None
+    first_seen_ns: int | None
+    last_seen_ns: int | None
+    servers: tuple[str, ...]
+    known_source: str | None = None
+
+    @property
+    def first_seen(self) -> str | None:
+        """First attempt as ISO 8601 UTC text."""
+        return _iso(self.first_seen_ns)
+
+    @property
+    def last_seen(self) -> str | None:
+        """Last attempt as ISO 8601 UTC text."""
+        return _iso(self.last_seen_ns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (Counters become plain dicts, times also as ISO text)."""
+        d = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        d["outcomes"] = dict(self.outcomes)
+        d["outcomes_without_sni"] = dict(self.outcomes_without_sni)
+        d["first_seen"] = self.first_seen
+        d["last_seen"] = self.last_seen
+        return d
+
+
+@dataclass(frozen=True)
+class ServerSummary:
+    """What happened at one server endpoint (ip:port), split by the clients' SNI status.
+
+    ``verdict`` is the kind of the endpoint's :class:`Verdict` (None when nothing to say).
+    """
+
+    endpoint: str
+    ip: str
+    port: int
+    attempts: int
+    with_sni: int
+    without_sni: int
+    unknown: int
+    malformed: int
+    outcomes: Counter[str]
+    outcomes_with_sni: Counter[str]
+    outcomes_without_sni: Counter[str]
+    names: tuple[str, ...]
+    ja3: tuple[str, ...]
+    ja4: tuple[str, ...]
+    clients: int
+    clients_without_sni: int
+    typical_ms: float | None
+    typical_ms_without_sni: float | None
+    first_seen_ns: int | None
+    last_seen_ns: int | None
+    verdict: str | None = None
+
+    @property
+    def first_seen(self) -> str | None:
+        """First attempt as ISO 8601 UTC text."""
+        return _iso(self.first_seen_ns)
+
+    @property
+    def last_seen(self) -> str | None:
+        """Last attempt as ISO 8601 UTC text."""
+        return _iso(self.last_seen_ns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (Counters become plain dicts, times also as ISO text)."""
+        d = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        for k in ("outcomes", "outcomes_with_sni", "outcomes_without_sni"):
+            d[k] = dict(getattr(self, k))
+        d["first_seen"] = self.first_seen
+        d["last_seen"] = self.last_seen
+        return d
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One conclusion, in words, with its evidence.
+
+    ``kind``: ``sni_required``, ``sni_required_likely``, ``all_rejected``, ``non_sni_served``,
+    ``non_sni_unanswered``, ``unknown_only`` (per endpoint: ``server`` is ``ip:port``);
+    ``some_unknown``, ``malformed_hellos``, ``all_sni``, ``no_handshakes`` (overall:
+    ``server`` is None). ``severity``: ``error`` (a proven SNI problem), ``warning``
+    (likely, or the capture cannot tell), ``info``, ``ok``. ``summary`` is one or two plain
+    sentences; ``evidence`` the numbers behind them; ``fix`` what to change, when there is
+    something to change; ``example_flow`` a ``client -> server`` example with its frame.
+    """
+
+    kind: str
+    server: str | None
+    severity: str
+    summary: str
+    evidence: dict[str, Any]
+    fix: str | None = None
+    example_flow: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+
+def _fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "n/a"
+    if ms < 1:
+        return f"{ms:.2f} ms"
+    if ms < 100:
+        return f"{ms:.1f} ms"
+    return f"{ms:.0f} ms"
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _reaction_text(outcomes: Counter[str], alerts: Counter[int]) -> str:
+    parts = []
+    for o in OUTCOMES:
+        n = outcomes.get(o, 0)
+        if not n:
+            continue
+        if o == "alert" and alerts:
+            names = ", ".join(
+                f"{ALERT_NAMES.get(a, str(a))} ({a})" for a, _ in alerts.most_common(2)
+            )
+            parts.append(f"{n} alert {names}")
+        else:
+            parts.append(f"{n} {o}")
+    return ", ".join(parts) if parts else "none"
+
+
+def _reasons_text(reasons: Counter[str]) -> str:
+    return "; ".join(
+        f"{n} {r}: {UNKNOWN_REASONS.get(r, 'reason not given')}" for r, n in reasons.most_common()
+    )
+
+
+def _example(h: Handshake | None) -> str | None:
+    if h is None:
+        return None
+    ms = f", {_fmt_ms(h.outcome_ms)}" if h.outcome_ms is not None else ""
+    frame = f"frame {h.frame}: " if h.frame else ""
+    return (
+        f"{frame}{_endpoint(h.client_ip, h.client_port)} -> "
+        f"{_endpoint(h.server_ip, h.server_port)} sni_status={h.sni_status} "
+        f"outcome={h.outcome}{ms}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+class Report:
+    """Everything sniparse found in a capture.
+
+    ``handshakes`` (in capture order), ``clients`` (per client IP, most attempts without SNI
+    first), ``servers`` (per server endpoint), ``verdicts`` (most severe first; ``verdict`` is
+    the first one), ``issues`` (capture problems with counts), ``stats`` (capture counters).
+    Build it with :meth:`Report.build`; views come from :meth:`to_dicts`, :meth:`to_json`,
+    :meth:`to_pandas` and :meth:`plot`.
+    """
+
+    def __init__(
+        self,
+        handshakes: Iterable[Handshake] = (),
+        issues: Sequence[Issue] = (),
+        stats: CaptureStats | None = None,
+    ) -> None:
+        self.handshakes: tuple[Handshake, ...] = tuple(handshakes)
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        self.stats: CaptureStats = stats if stats is not None else CaptureStats()
+        self._build_views()
+
+    @classmethod
+    def build(
+        cls,
+        handshakes: Iterable[Handshake],
+        issues: Sequence[Issue] = (),
+        stats: CaptureStats | None = None,
+    ) -> Report:
+        """Build a report from handshakes, the issues found while reading, and the counters."""
+        return cls(handshakes, issues, stats)
+
+    def filtered(self, keep: Any) -> Report:
+        """A new report over the handshakes for which ``keep(handshake)`` is true (same issues
+        and stats; clients, servers and verdicts recomputed)."""
+        return Report(
+            (h for h in self.handshakes if keep(h)), self.issues, self.stats
+        )
+
+    # -- views ---------------------------------------------------------------------------
+
+    def _build_views(self) -> None:
+        clients: dict[str, _Acc] = {}
+        servers: dict[tuple[str, int], _Acc] = {}
+        alerts_without: dict[tuple[str, int], Counter[int]] = {}
+        alerts_with: dict[tuple[str, int], Counter[int]] = {}
+        for h in self.handshakes:
+            key = (h.server_ip, h.server_port)
+            ep = _endpoint(h.server_ip, h.server_port)
+            c = clients.get(h.client_ip)
+            if c is None:
+                c = clients[h.client_ip] = _Acc()
+            c.add(h, ep)
+            s = servers.get(key)
+            if s is None:
+                s = servers[key] = _Acc()
+            s.add(h, h.client_ip)
+            if h.outcome == "alert" and h.alert is not None:
+                if h.without_sni:
+                    alerts_without.setdefault(key, Counter())[h.alert] += 1
+                elif h.sni_status == "present":
+                    alerts_with.setdefault(key, Counter())[h.alert] += 1
+
+        client_list = [
+            ClientSummary(
+                ip=ip,
+                attempts=a.attempts,
+                with_sni=a.with_sni,
+                without_sni=a.without_sni,
+                unknown=a.unknown,
+                malformed=a.malformed,
+                outcomes=a.outcomes,
+                outcomes_without_sni=a.outcomes_without,
+                names=_ranked(a.names),
+                ja3=_ranked(a.ja3),
+                ja4=_ranked(a.ja4),
+                typical_ms=_median(a.ms),
+                typical_ms_without_sni=_median(a.ms_without),
+                first_seen_ns=a.first,
+                last_seen_ns=a.last,
+                servers=_ranked(a.peers),
+                known_source=known_source(ip),
+            )
+            for ip, a in clients.items()
+        ]
+        client_list.sort(key=lambda c: (-c.without_sni, -c.attempts, c.ip))
+        self.clients: tuple[ClientSummary, ...] = tuple(client_list)
+
+        verdicts: list[Verdict] = []
+        server_list: list[ServerSummary] = []
+        for (ip, port), a in servers.items():
+            v = self._endpoint_verdict(
+                _endpoint(ip, port), a,
+                alerts_without.get((ip, port), Counter()),
+                alerts_with.get((ip, port), Counter()),
+            )
+            if v is not None:
+                verdicts.append(v)
+            server_list.append(
+                ServerSummary(
+                    endpoint=_endpoint(ip, port),
+                    ip=ip,
+                    port=port,
+                    attempts=a.attempts,
+                    with_sni=a.with_sni,
+                    without_sni=a.without_sni,
+                    unknown=a.unknown,
+                    malformed=a.malformed,
+                    outcomes=a.outcomes,
+                    outcomes_with_sni=a.outcomes_with,
+                    outcomes_without_sni=a.outcomes_without,
+                    names=_ranked(a.names),
+                    ja3=_ranked(a.ja3),
+                    ja4=_ranked(a.ja4),
+                    clients=len(a.peers),
+                    clients_without_sni=len(a.peers_without),
+                    typical_ms=_median(a.ms),
+                    typical_ms_without_sni=_median(a.ms_without),
+                    first_seen_ns=a.first,
+                    last_seen_ns=a.last,
+                    verdict=v.kind if v is not None else None,
+                )
+            )
+        server_list.sort(key=lambda s: (-s.without_sni, -s.attempts, s.endpoint))
+        self.servers: tuple[ServerSummary, ...] = tuple(server_list)
+        verdicts.extend(self._overall_verdicts())
+        verdicts.sort(
+            key=lambda v: (
+                _SEVERITY_ORDER.get(v.severity, 9),
+                v.server is None,
+                -int(v.evidence.get("attempts_without_sni", 0) or 0),
+                v.server or "",
+            )
+        )
+        self.verdicts: tuple[Verdict, ...] = tuple(verdicts)
+
+    def _endpoint_verdict(
+        self, ep: str, a: _Acc, alerts_without: Counter[int], alerts_with: Counter[int]
+    ) -> Verdict | None:
+        if a.attempts and a.unknown == a.attempts:
+            reasons = dict(a.unknown_reasons)
+            why = _reasons_text(a.unknown_reasons)
+            return Verdict(
+                kind="unknown_only",
+                server=ep,
+                severity="warning",
+                summary=(
+                    f"{ep}: the capture cannot tell whether clients send SNI: none of its "
+                    f"{_plural(a.attempts, 'ClientHello')} could be read whole ({why})."
+                ),
+                evidence={"attempts": a.attempts, "unknown": a.unknown, "unknown_reasons": reasons},
+                fix="Capture again with a full snaplen (tcpdump -s 0), from before the "
+                "connections start, at a point that sees every packet.",
+                example_flow=_example(next(iter(a.examples.values()), None)),
+            )
+        if not a.without_sni:
+            return None
+
+        rejected_without = a.outcomes_without.get("server_reset", 0) + sum(
+            n for code, n in alerts_without.items() if code in _SNI_ALERTS
+        )
+        served_without = a.outcomes_without.get("server_hello", 0)
+        served_with = a.outcomes_with.get("server_hello", 0)
+        rejected_with = a.outcomes_with.get("server_reset", 0) + sum(
+            n for code, n in alerts_with.items() if code in _SNI_ALERTS
+        )
+        clients_without = sorted(a.peers_without, key=lambda p: (-a.peers_without[p], p))
+        known = {ip: known_source(ip) for ip in clients_without if known_source(ip)}
+        evidence: dict[str, Any] = {
+            "attempts": a.attempts,
+            "attempts_with_sni": a.with_sni,
+            "attempts_without_sni": a.without_sni,
+            "attempts_unknown": a.unknown,
+            "outcomes_with_sni": dict(a.outcomes_with),
+            "outcomes_without_sni": dict(a.outcomes_without),
+            "alerts_without_sni": {str(k): v for k, v in alerts_without.items()},
+            "rejected_without_sni": rejected_without,
+            "served_without_sni": served_without,
+            "served_with_sni": served_with,
+            "clients_without_sni": clients_without[:20],
+            "clients_without_sni_count": len(clients_without),
+            "typical_ms_without_sni": _median(a.ms_without),
+            "typical_ms": _median(a.ms),
+            "names_with_sni": _ranked(a.names)[:10],
+            "known_sources": known,
+        }
+        reaction = _reaction_text(a.outcomes_without, alerts_without)
+        who = _plural(len(clients_without), "client")
+        if known:
+            names = " / ".join(sorted({str(n) for n in known.values()}))
+            ranges = ", ".join(sorted({str(_known_range(ip)) for ip in known}))
+            which = "one is a" if len(known) == 1 else f"{len(known)} are"
+            who += f" ({which} {names} address in {ranges})"
+        ms = _fmt_ms(_median(a.ms_without))
+        unknown_note = (
+            f" {_plural(a.unknown, 'more hello')} could not be read whole "
+            f"and {'is' if a.unknown == 1 else 'are'} not counted."
+            if a.unknown
+            else ""
+        )
+
+        def ex(group: str, *outs: str) -> str | None:
+            for o in outs:
+                h = a.examples.get((group, o))
+                if h is not None:
+                    return _example(h)
+            return None
+
+        if rejected_without and served_with:
+            partial = (
+                f" {served_without} attempt(s) without SNI did get a ServerHello (another "
+                f"replica or listener configured differently?)."
+                if served_without
+                else ""
+            )
+            return Verdict(
+                kind="sni_required",
+                server=ep,
+                severity="error",
+                summary=(
+                    f"{ep} requires SNI: {rejected_without} of {a.without_sni} attempts "
+                    f"without SNI from {who} were refused ({reaction}; typically within {ms} "
+                    f"of the ClientHello), while {served_with} of {a.with_sni} attempts with "
+                    f"SNI got a ServerHello.{partial}{unknown_note}"
+                ),
+                evidence=evidence,
+                fix=_FIX_GENERAL,
+                example_flow=ex("without", "server_reset", "alert"),
+            )
+        if rejected_without and not a.with_sni:
+            return Verdict(
+                kind="sni_required_likely",
+                server=ep,
+                severity="warning",
+                summary=(
+                    f"{ep} probably requires SNI: {rejected_without} of {a.without_sni} "
+                    f"attempts without SNI from {who} were refused ({reaction}; typically "
+                    f"within {ms}). The capture holds no attempt with SNI to this endpoint to "
+                    f"compare with, so this is likely but unproven.{unknown_note}"
+                ),
+                evidence=evidence,
+                fix=_FIX_GENERAL + " To prove it, capture one connection with SNI too "
+                "(e.g. `sniparse probe HOST` or `openssl s_client -servername NAME`).",
+                example_flow=ex("without", "server_reset", "alert"),
+            )
+        if rejected_without and rejected_with and not served_with:
+            return Verdict(
+                kind="all_rejected",
+                server=ep,
+                severity="warning",
+                summary=(
+                    f"{ep} refuses every handshake, with or without SNI ({rejected_with} of "
+                    f"{a.with_sni} with SNI and {rejected_without} of {a.without_sni} without "
+                    f"were refused): this is not an SNI problem (listener down, firewall, "
+                    f"wrong port, TLS policy).{unknown_note}"
+                ),
+                evidence=evidence,
+                fix=None,
+                example_flow=ex("with", "server_reset", "alert") or ex("without", "server_reset"),
+            )
+        if served_without:
+            return Verdict(
+                kind="non_sni_served",
+                server=ep,
+                severity="ok",
+                summary=(
+                    f"{ep} already serves clients without SNI: {served_without} of "
+                    f"{a.without_sni} attempts without SNI from {who} got a ServerHello "
+                    f"(typically within {ms}).{unknown_note}"
+                ),
+                evidence=evidence,
+                fix=None,
+                example_flow=ex("without", "server_hello"),
+            )
+        return Verdict(
+            kind="non_sni_unanswered",
+            server=ep,
+            severity="info",
+            summary=(
+                f"{ep}: {a.without_sni} attempts without SNI from {who} got no TLS answer "
+                f"({reaction}); the capture does not show the server refusing them on SNI "
+                f"grounds.{unknown_note}"
+            ),
+            evidence=evidence,
+            fix=None,
+            example_flow=ex("without", *OUTCOMES),
+        )
+
+    def _overall_verdicts(self) -> list[Verdict]:
+        out: list[Verdict] = []
+        total = len(self.handshakes)
+        counts = Counter(h.sni_status for h in self.handshakes)
+        if total == 0:
+            flows = {k: v for k, v in self.stats.flows.items() if v}
+            flow_text = (
+                " TCP flows seen: " + ", ".join(f"{v} {k}" for k, v in sorted(flows.items())) + "."
+                if flows
+                else ""
+            )
+            out.append(
+                Verdict(
+                    kind="no_handshakes",
+                    server=None,
+                    severity="warning",
+                    summary="No TLS ClientHello found in this capture, so there is nothing to "
+                    "say about SNI." + flow_text,
+                    evidence={"frames": self.stats.frames, "flows": flows},
+                )
+            )
+            return out
+        unknown = counts.get("unknown", 0)
+        if unknown:
+            reasons = Counter(h.unknown_reason or "unknown" for h in self.handshakes
+                              if h.sni_status == "unknown")
+            why = _reasons_text(reasons)
+            ex = next((h for h in self.handshakes if h.sni_status == "unknown"), None)
+            out.append(
+                Verdict(
+                    kind="some_unknown",
+                    server=None,
+                    severity="warning" if unknown == total else "info",
+                    summary=(
+                        f"{unknown} of {total} ClientHellos could not be read whole and are "
+                        f"counted as unknown, never as without SNI ({why})."
+                    ),
+                    evidence={"unknown": unknown, "handshakes": total,
+                              "unknown_reasons": dict(reasons)},
+                    fix="Capture with a full snaplen (tcpdump -s 0) from before the "
+                    "connections start." if unknown == total else None,
+                    example_flow=_example(ex),
+                )
+            )
+        malformed = counts.get("malformed", 0)
+        if malformed:
+            ex = next((h for h in self.handshakes if h.sni_status == "malformed"), None)
+            out.append(
+                Verdict(
+                    kind="malformed_hellos",
+                    server=None,
+                    severity="info",
+                    summary=f"{malformed} of {total} ClientHellos break the TLS format "
+                    f"(see the handshakes' detail).",
+                    evidence={"malformed": malformed, "handshakes": total},
+                    example_flow=_example(ex),
+                )
+            )
+        without = counts.get("absent", 0) + counts.get("empty", 0)
+        if without == 0 and counts.get("present", 0):
+            out.append(
+                Verdict(
+                    kind="all_sni",
+                    server=None,
+                    severity="ok",
+                    summary=(
+                        f"Every readable ClientHello carried SNI ({counts['present']} of "
+                        f"{total}): no client without SNI in this capture."
+                    ),
+                    evidence={"with_sni": counts["present"], "handshakes": total},
+                )
+            )
+        return out
+
+    # -- convenience --------------------------------------------------------------------
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The headline: the most severe verdict, or None for an empty report."""
+        return self.verdicts[0] if self.verdicts else None
+
+    @property
+    def without_sni(self) -> tuple[Handshake, ...]:
+        """The handshakes whose client sent no usable SNI (absent or empty, never unknown)."""
+        return tuple(h for h in self.handshakes if h.without_sni)
+
+    @property
+    def clients_without_sni(self) -> tuple[ClientSummary, ...]:
+        """The clients that connected at least once without SNI."""
+        return tuple(c for c in self.clients if c.without_sni)
+
+    def summary(self) -> dict[str, Any]:
+        """Headline counts: handshakes by SNI status and outcome, clients, servers, time span."""
+        counts = Counter(h.sni_status for h in self.handshakes)
+        outcomes = Counter(h.outcome for h in self.handshakes)
+        first = min((h.ts_ns for h in self.handshakes), default=None)
+        last = max((h.ts_ns for h in self.handshakes), default=None)
+        v = self.verdict
+        return {
+            "verdict": v.kind if v else None,
+            "headline": v.summary if v else None,
+            "handshakes": len(self.handshakes),
+            "with_sni": counts.get("present", 0),
+            "without_sni": counts.get("absent", 0) + counts.get("empty", 0),
+            "unknown": counts.get("unknown", 0),
+            "malformed": counts.get("malformed", 0),
+            "sni_status": {s: counts.get(s, 0) for s in SNI_STATUSES},
+            "outcomes": {o: outcomes.get(o, 0) for o in OUTCOMES},
+            "clients": len(self.clients),
+            "clients_without_sni": len(self.clients_without_sni),
+            "servers": len(self.servers),
+            "first_ts": _iso(first),
+            "last_ts": _iso(last),
+            "issues": sum(i.count for i in self.issues),
+        }
+
+    def __iter__(self) -> Iterator[Handshake]:
+        return iter(self.handshakes)
+
+    def __len__(self) -> int:
+        return len(self.handshakes)
+
+    # -- serialisation -------------------------------------------------------------------
+
+    def to_dicts(self, view: str = "handshakes") -> list[dict[str, Any]]:
+        """Rows of one view as JSON-ready dicts: ``"handshakes"`` (Handshake field names),
+        ``"clients"``, ``"servers"``, ``"issues"`` or ``"verdicts"``."""
+        if view == "handshakes":
+            return [handshake_to_dict(h) for h in self.handshakes]
+        if view == "clients":
+            return [c.to_dict() for c in self.clients]
+        if view == "servers":
+            return [s.to_dict() for s in self.servers]
+        if view == "issues":
+            return [
+                {"kind": i.kind, "layer": i.layer, "detail": i.detail, "frame": i.frame,
+                 "flow": i.flow, "count": i.count}
+                for i in self.issues
+            ]
+        if view == "verdicts":
+            return [v.to_dict() for v in self.verdicts]
+        raise ValueError(
+            f"unknown view {view!r}: use handshakes, clients, servers, issues or verdicts"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole report as one JSON-ready dict with keys ``verdicts``, ``summary``,
+        ``servers``, ``clients``, ``handshakes``, ``issues``, ``stats``."""
+        return {
+            "verdicts": self.to_dicts("verdicts"),
+            "summary": self.summary(),
+            "servers": self.to_dicts("servers"),
+            "clients": self.to_dicts("clients"),
+            "handshakes": self.to_dicts("handshakes"),
+            "issues": self.to_dicts("issues"),
+            "stats": self.stats.to_dict(),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The whole report (see :meth:`to_dict`) as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_pandas(self, view: str = "handshakes") -> Any:
+        """One view as a pandas DataFrame (pandas is imported here, not before).
+
+        Handshakes get ``ts`` as ``datetime64[ns, UTC]`` and categoricals for ``sni_status``
+        and ``outcome``; clients and servers get ``first_seen`` / ``last_seen`` datetimes.
+        """
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+        rows = self.to_dicts(view)
+        if view == "handshakes":
+            cols = list(HANDSHAKE_COLUMNS)
+            df = pd.DataFrame(rows, columns=cols)
+            df["ts"] = pd.to_datetime(df["ts_ns"].astype("int64"), unit="ns", utc=True)
+            df["sni_status"] = pd.Categorical(df["sni_status"], categories=list(SNI_STATUSES))
+            df["outcome"] = pd.Categorical(df["outcome"], categories=list(OUTCOMES))
+            df["outcome_ms"] = df["outcome_ms"].astype("float64")
+            return df
+        df = pd.DataFrame(rows)
+        for col in ("first_seen", "last_seen"):
+            if col in df.columns and f"{col}_ns" in df.columns:
+                df[col] = pd.to_datetime(df[f"{col}_ns"].astype("Int64"), unit="ns", utc=True)
+        return df
+
+    def plot(self, ax: Any = None) -> Any:
+        """A timeline of handshakes: one panel per SNI group (with / without / unknown), time
+        on x, ``outcome_ms`` on a log y axis, one colour per outcome; attempts with no server
+        reaction sit on a line at the top. Shows at a glance e.g. "every attempt without SNI
+        is reset within 1 ms". Returns the matplotlib Figure (matplotlib imported here).
+        ``ax``: draw everything on this one Axes instead of a new figure.
+        """
+        import matplotlib.pyplot as plt  # type: ignore[import-untyped,unused-ignore]
+
+        groups: list[tuple[str, Callable[[Handshake], bool]]] = [
+            ("with SNI", lambda h: h.sni_status == "present"),
+            ("without SNI", lambda h: h.without_sni),
+            ("unknown / malformed", lambda h: h.sni_status in ("unknown", "malformed")),
+        ]
+        present = [(n, [h for h in self.handshakes if f(h)]) for n, f in groups]
+        present = [(n, hs) for n, hs in present if hs] or [("no handshakes", [])]
+        if ax is None:
+            fig, axes = plt.subplots(
+                len(present), 1, sharex=True, squeeze=False,
+                figsize=(9, 2.2 * len(present) + 0.8),
+            )
+            axs = [a[0] for a in axes]
+        else:
+            fig = ax.figure
+            axs = [ax] * len(present)
+        colours = {
+            "server_hello": "tab:green", "alert": "tab:orange", "server_reset": "tab:red",
+            "server_close": "tab:purple", "client_reset": "tab:brown", "no_response": "tab:gray",
+        }
+        t0 = min((h.ts_ns for h in self.handshakes), default=0)
+        all_ms = [h.outcome_ms for h in self.handshakes if h.outcome_ms]
+        top = max(all_ms, default=1.0) * 3
+        for axis, (name, hs) in zip(axs, present):
+            for outcome in OUTCOMES:
+                pts = [h for h in hs if h.outcome == outcome]
+                if not pts:
+                    continue
+                xs = [(h.ts_ns - t0) / 1e9 for h in pts]
+                ys = [
+                    max(h.outcome_ms, 0.001) if h.outcome_ms is not None else top for h in pts
+                ]
+                med = _median(h.outcome_ms for h in pts)
+                label = f"{name}: {outcome} ({len(pts)}, median {_fmt_ms(med)})"
+                axis.scatter(xs, ys, s=14, color=colours[outcome], label=label,
+                             marker="x" if outcome == "no_response" else "o")
+            axis.set_yscale("log")
+            axis.set_ylabel("outcome ms")
+            if ax is None:
+                axis.set_title(name, loc="left", fontsize=10)
+            axis.legend(fontsize=7, loc="upper right")
+        axs[-1].set_xlabel("seconds since first handshake")
+        v = self.verdict
+        if v is not None and ax is None:
+            fig.suptitle(v.summary if len(v.summary) < 110 else v.summary[:107] + "...",
+                         fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    # -- display -------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        lines = [
+            (f"<Report: {s['handshakes']} handshakes ({s['with_sni']} with SNI, "
+            f"{s['without_sni']} without, {s['unknown']} unknown, {s['malformed']} malformed) "
+            f"from {s['clients']} clients to {s['servers']} servers; "
+            f"{s['clients_without_sni']} clients without SNI; {s['issues']} capture issues>")
+        ]
+        v = self.verdict
+        if v is not None:
+            lines.append(f"verdict ({v.kind}): {v.summary}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        esc = html.escape
+        parts = ["<div class='sniparse-report'>"]
+        for v in self.verdicts[:3]:
+            colour = {"error": "#b00020", "warning": "#a36200", "ok": "#1b7f3b"}.get(
+                v.severity, "#333")
+            parts.append(
+                f"<p style='color:{colour}'><b>{esc(v.kind)}</b>: {esc(v.summary)}</p>"
+            )
+            if v.fix:
+                parts.append(f"<p><i>Fix:</i> {esc(v.fix)}</p>")
+        parts.append(
+            f"<p>{s['handshakes']} handshakes: {s['with_sni']} with SNI, "
+            f"<b>{s['without_sni']} without SNI</b>, {s['unknown']} unknown, "
+            f"{s['malformed']} malformed; {s['clients']} clients, {s['servers']} servers, "
+            f"{s['issues']} capture issues.</p>"
+        )
+        top = self.clients_without_sni[:10]
+        if top:
+            parts.append(
+                "<table><tr><th>client</th><th>without SNI</th><th>attempts</th>"
+                "<th>outcomes</th><th>typical ms</th><th>JA4</th><th>known as</th></tr>"
+            )
+            for c in top:
+                outs = ", ".join(f"{k} {n}" for k, n in c.outcomes.most_common())
+                parts.append(
+                    f"<tr><td>{esc(c.ip)}</td><td>{c.without_sni}</td><td>{c.attempts}</td>"
+                    f"<td>{esc(outs)}</td><td>{esc(_fmt_ms(c.typical_ms_without_sni))}</td>"
+                    f"<td>{esc(c.ja4[0] if c.ja4 else '')}</td>"
+                    f"<td>{esc(c.known_source or '')}</td></tr>"
+                )
+            parts.append("</table>")
+        parts.append("</div>")
+        return "".join(parts)

@@ -40,34 +40,34 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from struct import unpack_from
-from typing import Union
+from typing import TypeAlias
 
 from .errors import MalformedError, TruncatedError
 
 __all__ = [
-    "ClientHello",
-    "ServerHello",
-    "Alert",
-    "ServerReaction",
-    "NotTLSError",
-    "read_client_hello",
-    "parse_client_hello",
-    "looks_like_tls_hello",
-    "read_server_reaction",
-    "parse_server_hello",
-    "is_grease",
-    "version_name",
-    "alert_name",
-    "extension_name",
-    "VERSION_NAMES",
     "ALERT_DESCRIPTIONS",
     "EXTENSION_NAMES",
     "HRR_RANDOM",
-    "MAX_RECORD_LEN",
     "MAX_HELLO_LEN",
+    "MAX_RECORD_LEN",
+    "VERSION_NAMES",
+    "Alert",
+    "ClientHello",
+    "NotTLSError",
+    "ServerHello",
+    "ServerReaction",
+    "alert_name",
+    "extension_name",
+    "is_grease",
+    "looks_like_tls_hello",
+    "parse_client_hello",
+    "parse_server_hello",
+    "read_client_hello",
+    "read_server_reaction",
+    "version_name",
 ]
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer: TypeAlias = "bytes | bytearray | memoryview"
 
 # -- constants -----------------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ def version_name(v: int) -> str:
         return f"TLSv1.3-draft{v & 0xFF}"
     if is_grease(v):
         return "GREASE"
-    return "0x%04x" % v
+    return f"0x{v:04x}"
 
 
 def alert_name(description: int) -> str:
@@ -225,7 +225,7 @@ def extension_name(ext_type: int) -> str:
     name = EXTENSION_NAMES.get(ext_type)
     if name is not None:
         return name
-    return "GREASE" if is_grease(ext_type) else "0x%04x" % ext_type
+    return "GREASE" if is_grease(ext_type) else f"0x{ext_type:04x}"
 
 
 class NotTLSError(MalformedError):
@@ -407,7 +407,7 @@ def _parse_ch_message(
     if end - p < 38:  # version(2) random(32) sid_len(1) cs_len(2) comp_len(1)
         raise _mal(p - msg, f"ClientHello body is {end - p} bytes, shorter than its fixed fields")
     if d[p] != 3:
-        raise _mal(p - msg, "ClientHello legacy_version 0x%04x is not TLS" % ((d[p] << 8) | d[p + 1]))
+        raise _mal(p - msg, f"ClientHello legacy_version 0x{(d[p] << 8) | d[p + 1]:04x} is not TLS")
     legacy_version = (d[p] << 8) | d[p + 1]
     random = bytes(d[p + 2 : p + 34])
     p += 34
@@ -425,7 +425,7 @@ def _parse_ch_message(
         raise _mal(p - 2 - msg, f"cipher_suites length {cs_len} is odd")
     if p + cs_len + 1 > end:
         raise _mal(p - 2 - msg, f"cipher_suites length {cs_len} overruns the ClientHello")
-    cipher_suites = unpack_from(">%dH" % (cs_len >> 1), d, p)
+    cipher_suites = unpack_from(f">{cs_len >> 1}H", d, p)
     p += cs_len
     comp_len = d[p]
     p += 1
@@ -604,7 +604,7 @@ def _u16_list(body: bytes, len_bytes: int, off: int, what: str) -> tuple[int, ..
         raise _mal(off, f"{what} list length {ln} does not match the extension's {n - len_bytes} bytes")
     if ln & 1:
         raise _mal(off, f"{what} list length {ln} is odd")
-    return unpack_from(">%dH" % (ln >> 1), body, len_bytes)
+    return unpack_from(f">{ln >> 1}H", body, len_bytes)
 
 
 def _parse_key_share(body: bytes, off: int) -> tuple[int, ...]:
@@ -642,7 +642,7 @@ def _sslv2_check_head(buf: Buffer, start: int, n: int) -> None:
     if n - start >= 5:
         v = (buf[start + 3] << 8) | buf[start + 4]
         if v != 0x0002 and buf[start + 3] != 3:
-            raise _not_tls(buf, start, 3, "SSLv2-style header with version 0x%04x" % v)
+            raise _not_tls(buf, start, 3, f"SSLv2-style header with version 0x{v:04x}")
 
 
 def _read_sslv2_hello(buf: Buffer, start: int) -> tuple[ClientHello, int] | None:
@@ -728,7 +728,7 @@ def _check_first_bytes(buf: Buffer, start: int, n: int) -> None:
             raise _mal(0, f"first record has content type {b0}, not handshake (22)")
         raise _not_tls(buf, start, 0, "not a TLS record")
     if n - start >= 2 and buf[start + 1] != 3:
-        raise _not_tls(buf, start, 1, "record version major byte %d is not 3" % buf[start + 1])
+        raise _not_tls(buf, start, 1, f"record version major byte {buf[start + 1]} is not 3")
 
 
 def read_client_hello(buf: Buffer, start: int = 0) -> tuple[ClientHello, int] | None:
@@ -813,7 +813,7 @@ def _read_fragmented(buf: Buffer, start: int, rec_version: int) -> tuple[ClientH
                     "(handshake records must not be interleaved, RFC 8446 §5.1)",
                 )
             if n - pos >= 2 and buf[pos + 1] != 3:
-                raise _mal(rel + 1, "record version major byte %d is not 3" % buf[pos + 1])
+                raise _mal(rel + 1, f"record version major byte {buf[pos + 1]} is not 3")
         if n - pos < 5:
             return None
         rlen = _check_record_len(buf, pos, rel)

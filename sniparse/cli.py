@@ -1,0 +1,685 @@
+"""The ``sniparse`` command line: the only module that prints.
+
+``sniparse CAPTURE...`` analyses captures and prints the verdict first, then the evidence.
+``sniparse probe`` and ``sniparse logs`` are subcommands; a small :class:`click.Group`
+subclass routes every other first argument to the default analyse command, so
+``sniparse capture.pcap`` keeps working (a capture file literally named ``probe`` or ``logs``
+needs ``./probe``).
+
+Output: rich tables when standard output is a terminal (colour off under ``NO_COLOR``),
+plain, stable, column-aligned text otherwise, so that scripts and tests can read it.
+
+Exit status: 0 done; 1 the input is not a readable capture (one line on stderr, no
+traceback); 2 usage error; 3 ``--fail-on-no-sni`` and clients without SNI were found.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from .errors import SniparseError
+from .flows import Handshake
+from .report import (
+    ALERT_NAMES,
+    HANDSHAKE_COLUMNS,
+    OUTCOMES,
+    SNI_STATUSES,
+    Report,
+    _fmt_ms,
+    handshake_to_dict,
+)
+
+__all__ = ["EXIT_NOT_A_CAPTURE", "EXIT_NO_SNI", "EXIT_OK", "EXIT_USAGE", "analyze", "cli", "main"]
+
+EXIT_OK = 0
+EXIT_NOT_A_CAPTURE = 1
+EXIT_USAGE = 2
+EXIT_NO_SNI = 3
+
+# Reads shorter than this never show a progress bar: it would only flicker.
+_PROGRESS_DELAY_S = 1.0
+
+
+def analyze(source: Any, **kwargs: Any) -> Report:
+    """Run :func:`sniparse.analyze.analyze` (imported on first use; tests replace this)."""
+    from .analyze import analyze as _analyze
+
+    return _analyze(source, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The group that falls back to the analyse command
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument is a subcommand name, or else belongs to ``analyze``."""
+
+    default_command = "analyze"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+class _AnalyzeCommand(click.Command):
+    """The default command: its usage line reads ``sniparse [OPTIONS] CAPTURE...``."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        root = ctx.find_root().command_path
+        formatter.write_usage(root, " ".join(self.collect_usage_pieces(ctx)))
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Find TLS clients that connect without SNI in packet captures."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``sniparse``; also ``python -m sniparse``)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="sniparse")
+    except BrokenPipeError:
+        # `sniparse cap.pcap | head`: the reader left; say nothing more.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout
+        except OSError:
+            pass
+        sys.exit(EXIT_OK)
+
+
+def _fail(message: str, code: int = EXIT_NOT_A_CAPTURE) -> NoReturn:
+    click.echo(f"sniparse: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+
+
+def _parse_net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text.strip("[]"), strict=False)
+
+
+def _client_cb(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    out = []
+    for v in values:
+        try:
+            out.append(_parse_net(v))
+        except ValueError:
+            raise click.BadParameter(f"{v!r} is not an IP address or CIDR range") from None
+    return out
+
+
+_ServerSpec = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]
+
+
+def _server_cb(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[_ServerSpec]:
+    out: list[_ServerSpec] = []
+    for v in values:
+        host, port = v, None
+        try:
+            out.append((_parse_net(v), None))
+            continue
+        except ValueError:
+            pass
+        if v.startswith("[") and "]:" in v:
+            host, _, p = v[1:].partition("]:")
+        elif v.count(":") == 1:
+            host, _, p = v.partition(":")
+        else:
+            raise click.BadParameter(f"{v!r}: use IP, IP:PORT or [IPv6]:PORT")
+        try:
+            port = int(p)
+            if not 0 <= port <= 65535:
+                raise ValueError
+            out.append((_parse_net(host), port))
+        except ValueError:
+            raise click.BadParameter(f"{v!r}: use IP, IP:PORT or [IPv6]:PORT") from None
+    return out
+
+
+def _in(ip: str, nets: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == n.version and addr in n for n in nets)
+
+
+def _make_filter(
+    clients: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    servers: list[_ServerSpec],
+    ports: tuple[int, ...],
+    statuses: tuple[str, ...],
+    outcomes: tuple[str, ...],
+) -> Callable[[Handshake], bool] | None:
+    if not (clients or servers or ports or statuses or outcomes):
+        return None
+
+    def keep(h: Handshake) -> bool:
+        if clients and not _in(h.client_ip, clients):
+            return False
+        if servers and not any(
+            _in(h.server_ip, [net]) and (port is None or port == h.server_port)
+            for net, port in servers
+        ):
+            return False
+        if ports and h.server_port not in ports:
+            return False
+        if statuses and h.sni_status not in statuses:
+            return False
+        return not (outcomes and h.outcome not in outcomes)
+
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress on stderr
+
+
+class _Progress:
+    """analyze()'s progress callback: a rich bar on stderr, shown only once a read has
+    taken longer than a second and only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if time.monotonic() - self.start < _PROGRESS_DELAY_S:
+                return
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("reading"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("read", total=total or None)
+        self.bar.update(self.task, completed=done, total=total or None)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _outcomes_text(counter: Any) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(counter.items(), key=lambda kv: -kv[1]))
+
+
+def _ts(ts_ns: int | None) -> str:
+    if ts_ns is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts_ns // 1_000_000_000)) + (
+        f".{(ts_ns % 1_000_000_000) // 1_000_000:03d}"
+    )
+
+
+class _Section:
+    """One titled table of the text output."""
+
+    def __init__(self, title: str, headers: list[str], rows: list[list[str]]) -> None:
+        self.title = title
+        self.headers = headers
+        self.rows = rows
+
+
+def _sections(report: Report, *, flows: bool) -> list[_Section]:
+    out: list[_Section] = []
+    out.append(
+        _Section(
+            "Server endpoints",
+            ["endpoint", "attempts", "with SNI", "without SNI", "unknown", "outcomes",
+             "typical ms", "verdict"],
+            [
+                [s.endpoint, str(s.attempts), str(s.with_sni), str(s.without_sni),
+                 str(s.unknown + s.malformed), _outcomes_text(s.outcomes),
+                 _fmt_ms(s.typical_ms), s.verdict or ""]
+                for s in report.servers[:50]
+            ],
+        )
+    )
+    nosni = report.clients_without_sni
+    if nosni:
+        out.append(
+            _Section(
+                "Clients without SNI",
+                ["client", "attempts", "without SNI", "outcomes without SNI", "typical ms",
+                 "JA4", "names when with SNI", "first seen", "last seen", "known as"],
+                [
+                    [c.ip, str(c.attempts), str(c.without_sni),
+                     _outcomes_text(c.outcomes_without_sni), _fmt_ms(c.typical_ms_without_sni),
+                     c.ja4[0] if c.ja4 else "", ", ".join(c.names[:3]), _ts(c.first_seen_ns),
+                     _ts(c.last_seen_ns), c.known_source or ""]
+                    for c in nosni[:50]
+                ],
+            )
+        )
+    if report.issues:
+        out.append(
+            _Section(
+                "Capture problems",
+                ["count", "kind", "layer", "detail", "example"],
+                [
+                    [str(i.count), i.kind, i.layer, i.detail,
+                     (f"frame {i.frame}" if i.frame else "")
+                     + (f" {i.flow}" if i.flow else "")]
+                    for i in sorted(report.issues, key=lambda i: -i.count)[:30]
+                ],
+            )
+        )
+    if flows:
+        out.append(
+            _Section(
+                "Handshakes",
+                ["time", "client", "server", "sni_status", "sni", "outcome", "ms", "versions",
+                 "alpn", "ja4"],
+                [
+                    [_ts(h.ts_ns), f"{h.client_ip}:{h.client_port}",
+                     f"{h.server_ip}:{h.server_port}", h.sni_status, h.sni or "",
+                     h.outcome + (f" {ALERT_NAMES.get(h.alert, h.alert)}"
+                                  if h.alert is not None else ""),
+                     _fmt_ms(h.outcome_ms) if h.outcome_ms is not None else "",
+                     " ".join(h.versions), " ".join(h.alpn), h.ja4 or ""]
+                    for h in report.handshakes
+                ],
+            )
+        )
+    return out
+
+
+def _counts_line(report: Report) -> str:
+    s = report.summary()
+    st = report.stats
+    files = f"{len(st.files)} files, " if len(st.files) > 1 else ""
+    return (
+        f"{files}{st.frames} frames; {s['handshakes']} TLS handshakes: {s['with_sni']} with SNI, "
+        f"{s['without_sni']} without SNI, {s['unknown']} unknown, {s['malformed']} malformed; "
+        f"{s['clients']} clients ({s['clients_without_sni']} without SNI), "
+        f"{s['servers']} server endpoints."
+    )
+
+
+def _fixes(report: Report) -> list[str]:
+    seen: list[str] = []
+    for v in report.verdicts:
+        if v.fix and v.fix not in seen:
+            seen.append(v.fix)
+    return seen
+
+
+def render_text(report: Report, *, flows: bool = False, quiet: bool = False,
+                ingress: Any = None) -> str:
+    """The plain-text report: verdict first, then the evidence tables, problems and the fix."""
+    buf = io.StringIO()
+    w = buf.write
+    verdicts = report.verdicts
+    if verdicts:
+        w(f"VERDICT: {verdicts[0].summary}\n")
+        for v in verdicts[1:6]:
+            w(f"ALSO: {v.summary}\n")
+        if len(verdicts) > 6:
+            w(f"ALSO: {len(verdicts) - 6} more verdicts (see --format json).\n")
+    else:
+        w("VERDICT: nothing to report.\n")
+    if quiet:
+        return buf.getvalue()
+    w(f"\n{_counts_line(report)}\n")
+    ex = next((v.example_flow for v in verdicts if v.example_flow), None)
+    if ex:
+        w(f"Example: {ex}\n")
+    for sec in _sections(report, flows=flows):
+        w(f"\n{sec.title}\n")
+        w(_plain_table(sec.headers, sec.rows))
+    if ingress is not None:
+        w("\nIngress log\n")
+        w(str(ingress.render_text()).rstrip("\n") + "\n")
+    fixes = _fixes(report)
+    if fixes:
+        w("\nFix\n")
+        for f in fixes:
+            w(f"- {f}\n")
+    return buf.getvalue()
+
+
+def _plain_table(headers: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "(none)\n"
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, cell in enumerate(r):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    for r in rows:
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _render_rich(report: Report, *, flows: bool, quiet: bool, ingress: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    con = Console()
+    style = {"error": "bold red", "warning": "bold yellow", "ok": "bold green"}
+    verdicts = report.verdicts
+    if verdicts:
+        con.print(Text("VERDICT: ", style="bold") + Text(verdicts[0].summary,
+                                                          style=style.get(verdicts[0].severity, "")))
+        for v in verdicts[1:6]:
+            con.print(Text("ALSO: ", style="bold") + Text(v.summary, style=style.get(v.severity, "")))
+    else:
+        con.print("VERDICT: nothing to report.")
+    if quiet:
+        return
+    con.print()
+    con.print(_counts_line(report), highlight=False)
+    ex = next((v.example_flow for v in verdicts if v.example_flow), None)
+    if ex:
+        con.print(f"Example: {ex}", highlight=False)
+    for sec in _sections(report, flows=flows):
+        table = Table(title=sec.title, title_justify="left", title_style="bold")
+        for h in sec.headers:
+            table.add_column(h)
+        for r in sec.rows:
+            table.add_row(*r)
+        con.print(table)
+    if ingress is not None:
+        con.print(Text("Ingress log", style="bold"))
+        con.print(str(ingress.render_text()), highlight=False, markup=False)
+    fixes = _fixes(report)
+    if fixes:
+        con.print(Text("Fix", style="bold"))
+        for f in fixes:
+            con.print(f"- {f}", highlight=False, markup=False)
+
+
+def _csv_value(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return ";".join(str(x) for x in v)
+    return str(v)
+
+
+def render_csv(report: Report) -> str:
+    """One CSV row per handshake, columns as in ``--format ndjson`` (lists joined with ';')."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HANDSHAKE_COLUMNS)
+    for h in report.handshakes:
+        d = handshake_to_dict(h)
+        writer.writerow([_csv_value(d[c]) for c in HANDSHAKE_COLUMNS])
+    return buf.getvalue()
+
+
+def render_ndjson(report: Report) -> str:
+    """One JSON object per handshake and line, keyed by the Handshake field names."""
+    return "".join(
+        json.dumps(handshake_to_dict(h), ensure_ascii=False) + "\n" for h in report.handshakes
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The analyse command
+
+_EPILOG = """\b
+Other commands:
+  sniparse probe HOST[:PORT]   connect with and without SNI and compare
+  sniparse logs FILE...        summarise ingress (Envoy/Istio) access logs
+A capture file literally named 'probe' or 'logs' needs a path: ./probe
+
+\b
+Exit status: 0 done, 1 not a readable capture, 2 usage error,
+3 clients without SNI found (with --fail-on-no-sni).
+"""
+
+
+@cli.command("analyze", cls=_AnalyzeCommand, epilog=_EPILOG)
+@click.argument("captures", metavar="CAPTURE...", nargs=-1, required=True)
+@click.option("--flows", is_flag=True,
+              help="Also list every handshake, one line each. Example: --flows")
+@click.option("--client", "clients", multiple=True, callback=_client_cb, metavar="IP",
+              help="Keep only handshakes from this client IP or CIDR range (repeatable). "
+                   "Example: --client 10.1.2.3 --client 35.191.0.0/16")
+@click.option("--server", "servers", multiple=True, callback=_server_cb, metavar="IP[:PORT]",
+              help="Keep only handshakes to this server IP (or CIDR), optionally one port "
+                   "(repeatable). Example: --server 10.0.0.9:443 --server [2001:db8::1]:8443")
+@click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), metavar="N",
+              help="Keep only handshakes to this server port (repeatable). Example: --port 443")
+@click.option("--sni-status", "statuses", multiple=True, type=click.Choice(SNI_STATUSES),
+              help="Keep only hellos with this SNI status (repeatable). "
+                   "Example: --sni-status absent --sni-status empty")
+@click.option("--outcome", "outcomes", multiple=True, type=click.Choice(OUTCOMES),
+              help="Keep only attempts with this outcome (repeatable). "
+                   "Example: --outcome server_reset")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "ndjson", "csv"]),
+              default="text", show_default=True,
+              help="Output format: text (verdict and tables), json (the whole report), ndjson "
+                   "(one JSON object per handshake), csv (one row per handshake). "
+                   "Example: --format ndjson")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the output to this file instead of standard output. "
+                   "Example: -o report.json")
+@click.option("--idle-timeout", type=click.FloatRange(min=0.0), default=300.0,
+              show_default=True, metavar="SECONDS",
+              help="Capture-time seconds after which a silent flow is closed as no_response. "
+                   "Example: --idle-timeout 30")
+@click.option("--ingress-log", "ingress_logs", multiple=True, metavar="FILE",
+              help="Correlate with an ingress access log (Envoy/Istio JSON or text; "
+                   "repeatable, '-' for standard input). Example: --ingress-log envoy.log")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Text format: print only the verdict. Never show a progress bar. "
+                   "Example: -q")
+@click.option("--fail-on-no-sni", is_flag=True,
+              help="Exit with status 3 when clients without SNI are found (for scripts and "
+                   "CI). Example: sniparse --fail-on-no-sni -q cap.pcap || echo found")
+@click.version_option(package_name="sniparse", message="sniparse %(version)s")
+@click.pass_context
+def analyze_cmd(
+    ctx: click.Context,
+    captures: tuple[str, ...],
+    flows: bool,
+    clients: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    servers: list[_ServerSpec],
+    ports: tuple[int, ...],
+    statuses: tuple[str, ...],
+    outcomes: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    idle_timeout: float,
+    ingress_logs: tuple[str, ...],
+    quiet: bool,
+    fail_on_no_sni: bool,
+) -> None:
+    """Analyse packet captures (pcap, pcapng, compressed; '-' for standard input) and say
+    which clients connect without SNI and what the server does to them.
+
+    Example: sniparse capture.pcap
+
+    Example: sniparse --format json -o report.json rotated.pcap0 rotated.pcap1
+    """
+    if captures.count("-") > 1:
+        raise click.UsageError("standard input ('-') can be given only once")
+    if "-" in captures and "-" in ingress_logs:
+        raise click.UsageError("the capture and the ingress log cannot both be standard input")
+
+    progress: _Progress | None = None
+    if not quiet and sys.stderr.isatty():
+        progress = _Progress()
+    source: Any = captures[0] if len(captures) == 1 else list(captures)
+    if source == "-":
+        source = sys.stdin.buffer
+    try:
+        report = analyze(source, idle_timeout=idle_timeout, progress=progress)
+    except SniparseError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot read {e.filename or 'input'}: {e.strerror or e}")
+    finally:
+        if progress is not None:
+            progress.close()
+
+    keep = _make_filter(clients, servers, ports, statuses, outcomes)
+    if keep is not None:
+        report = report.filtered(keep)
+
+    ingress = None
+    if ingress_logs:
+        ingress = _correlate_ingress(ingress_logs, report)
+
+    if fmt == "json":
+        data = report.to_dict()
+        if ingress is not None:
+            data["ingress"] = ingress.to_dict()
+        _emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output)
+    elif fmt == "ndjson":
+        _emit(render_ndjson(report), output)
+    elif fmt == "csv":
+        _emit(render_csv(report), output)
+    elif output is None and sys.stdout.isatty():
+        _render_rich(report, flows=flows, quiet=quiet, ingress=ingress)
+    else:
+        _emit(render_text(report, flows=flows, quiet=quiet, ingress=ingress), output)
+
+    if fail_on_no_sni and report.without_sni:
+        ctx.exit(EXIT_NO_SNI)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as e:
+        _fail(f"cannot write {output}: {e.strerror or e}")
+
+
+def _correlate_ingress(paths: tuple[str, ...], report: Report) -> Any:
+    try:
+        from .ingress import correlate, read_ingress_log
+    except ImportError:
+        _fail("--ingress-log is not available: this build has no sniparse.ingress module")
+    try:
+        log = read_ingress_log(list(paths))
+        return correlate(log, report.handshakes)
+    except SniparseError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot read {e.filename or 'ingress log'}: {e.strerror or e}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+
+
+@cli.command("probe")
+@click.argument("target", metavar="HOST[:PORT]")
+@click.option("--sni", metavar="NAME", default=None,
+              help="Server name to send in the SNI attempt (default: HOST when it is a name). "
+                   "Example: --sni api.example.com")
+@click.option("--connect", metavar="IP", default=None,
+              help="Connect to this address instead of resolving HOST. "
+                   "Example: --connect 127.0.0.1")
+@click.option("--timeout", type=click.FloatRange(min=0.0), default=5.0, show_default=True,
+              metavar="S", help="Seconds to wait for each connection. Example: --timeout 2")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format. Example: --format json")
+@click.option("--fail-on-no-sni", is_flag=True,
+              help="Exit with status 3 when the server does not serve clients without SNI. "
+                   "Example: sniparse probe --fail-on-no-sni 10.0.0.9:443")
+@click.pass_context
+def probe_cmd(
+    ctx: click.Context,
+    target: str,
+    sni: str | None,
+    connect: str | None,
+    timeout: float,
+    fmt: str,
+    fail_on_no_sni: bool,
+) -> None:
+    """Connect to HOST[:PORT] with and without SNI and report how the server reacts to each.
+
+    Example: sniparse probe api.example.com:443 --connect 10.0.0.9
+    """
+    try:
+        from .probe import probe
+    except ImportError:
+        _fail("probe is not available: this build has no sniparse.probe module")
+    try:
+        result = probe(target, sni=sni, connect=connect, timeout=timeout)
+    except SniparseError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot probe {target}: {e.strerror or e}")
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(str(result.render_text()).rstrip("\n"))
+    if fail_on_no_sni and not result.non_sni_supported:
+        ctx.exit(EXIT_NO_SNI)
+
+
+@cli.command("logs")
+@click.argument("files", metavar="FILE...", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format. Example: --format json")
+def logs_cmd(files: tuple[str, ...], fmt: str) -> None:
+    """Summarise ingress access logs (Envoy/Istio): requests without SNI,
+    filter_chain_not_found, response flags. '-' reads standard input.
+
+    Example: sniparse logs istio-ingressgateway.log
+    """
+    try:
+        from .ingress import read_ingress_log, summarize
+    except ImportError:
+        _fail("logs is not available: this build has no sniparse.ingress module")
+    try:
+        summary = summarize(read_ingress_log(list(files)))
+    except SniparseError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot read {e.filename or 'log'}: {e.strerror or e}")
+    if fmt == "json":
+        click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(str(summary.render_text()).rstrip("\n"))

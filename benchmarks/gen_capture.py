@@ -14,7 +14,8 @@ What it writes:
   connection that carried a ClientHello: ``client_ip``, ``client_port``, ``server_ip``,
   ``server_port``, ``sni`` (or null), ``sni_status``, ``outcome``, ``alert``, ``segments``,
   ``out_of_order``, ``retransmitted``, ``ip_version``, ``vlan``, ``frame`` (1-based frame of
-  the hello's first segment in file order).
+  the hello's first segment in file order), ``outcome_frame`` (frame of the server's
+  reaction).
 
 The traffic: thousands of clients (IPv4 and IPv6) talk to a few dozen server endpoints.
 Every connection opens with a three-way handshake and a real ClientHello made by this
@@ -228,6 +229,7 @@ class PcapngWriter:
 # Flows
 
 C2S, S2C = 0, 1
+HELLO, REACTION = 1, 2   # marks on the packets whose frame numbers the truth records
 MSS = 1448
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -250,7 +252,7 @@ class Flow:
     __slots__ = (
         "cip", "sip", "cport", "sport", "v6", "iface", "link_c2s", "link_s2c", "part_c2s",
         "part_s2c", "ipid", "sni", "status", "outcome", "alert", "hello", "two_seg", "ooo",
-        "retrans", "n_data", "vlan", "frame", "client_ip", "server_ip",
+        "retrans", "n_data", "vlan", "frame", "outcome_frame", "client_ip", "server_ip",
     )
 
 
@@ -350,6 +352,7 @@ class Generator:
         else:
             f.n_data = rng.randrange(0, 3)
         f.frame = 0
+        f.outcome_frame = 0
         f.client_ip = str(ipaddress.ip_address(f.cip))
         f.server_ip = str(ipaddress.ip_address(f.sip))
         return f
@@ -362,55 +365,55 @@ class Generator:
             "sni": f.sni, "sni_status": f.status, "outcome": f.outcome, "alert": f.alert,
             "segments": 2 if f.two_seg else 1, "out_of_order": f.ooo,
             "retransmitted": f.retrans, "ip_version": 6 if f.v6 else 4,
-            "vlan": f.vlan or None, "frame": f.frame,
+            "vlan": f.vlan or None, "frame": f.frame, "outcome_frame": f.outcome_frame,
         }) + "\n")
 
-    def script(self, f: Flow) -> Iterator[tuple[int, int, int, int, bytes, bool]]:
-        """The flow's packets in order: (direction, flags, seq, ack, payload, is_hello_start)."""
+    def script(self, f: Flow) -> Iterator[tuple[int, int, int, int, bytes, int]]:
+        """The flow's packets in order: (direction, flags, seq, ack, payload, mark)."""
         rng = self.rng
         c = rng.getrandbits(32)
         s = rng.getrandbits(32)
         M = 0xFFFFFFFF
-        yield C2S, 0x02, c, 0, b"", False                     # SYN
+        yield C2S, 0x02, c, 0, b"", 0                     # SYN
         c = (c + 1) & M
-        yield S2C, 0x12, s, c, b"", False                     # SYN-ACK
+        yield S2C, 0x12, s, c, b"", 0                     # SYN-ACK
         s = (s + 1) & M
-        yield C2S, 0x10, c, s, b"", False                     # ACK
+        yield C2S, 0x10, c, s, b"", 0                     # ACK
         h = f.hello
         if f.two_seg:
             cut = rng.randrange(1200, MSS + 1)
             a, b = h[:cut], h[cut:]
             if f.ooo:
-                yield C2S, 0x18, (c + cut) & M, s, b, False
-                yield C2S, 0x10, c, s, a, True
+                yield C2S, 0x18, (c + cut) & M, s, b, 0
+                yield C2S, 0x10, c, s, a, HELLO
             else:
-                yield C2S, 0x10, c, s, a, True
-                yield C2S, 0x18, (c + cut) & M, s, b, False
+                yield C2S, 0x10, c, s, a, HELLO
+                yield C2S, 0x18, (c + cut) & M, s, b, 0
             if f.retrans:
-                yield C2S, 0x10, c, s, a, False
+                yield C2S, 0x10, c, s, a, 0
         else:
-            yield C2S, 0x18, c, s, h, True
+            yield C2S, 0x18, c, s, h, HELLO
             if f.retrans:
-                yield C2S, 0x18, c, s, h, False
+                yield C2S, 0x18, c, s, h, 0
         c = (c + len(h)) & M
         if f.outcome == "server_reset":
             # The SNI-required ingress: no certificate for a nameless hello, so it resets.
-            yield S2C, 0x14, s, c, b"", False
+            yield S2C, 0x14, s, c, b"", REACTION
             return
         if f.outcome == "alert":
             a = ALERT_UNRECOGNIZED_NAME
-            yield S2C, 0x18, s, c, a, False
+            yield S2C, 0x18, s, c, a, REACTION
             s = (s + len(a)) & M
-            yield S2C, 0x11, s, c, b"", False
+            yield S2C, 0x11, s, c, b"", 0
             s = (s + 1) & M
-            yield C2S, 0x11, c, s, b"", False
-            yield S2C, 0x10, s, (c + 1) & M, b"", False
+            yield C2S, 0x11, c, s, b"", 0
+            yield S2C, 0x10, s, (c + 1) & M, b"", 0
             return
         sh = self.t.server_hello
-        yield S2C, 0x18, s, c, sh, False
+        yield S2C, 0x18, s, c, sh, REACTION
         s = (s + len(sh)) & M
         req = self.t.client_request
-        yield C2S, 0x18, c, s, req, False
+        yield C2S, 0x18, c, s, req, 0
         c = (c + len(req)) & M
         app = self.t.app_stream
         span = len(app) - MSS
@@ -420,16 +423,16 @@ class Generator:
                 break
             o = off % span
             seg = app[o:o + MSS]
-            yield S2C, 0x10, s, c, seg, False
+            yield S2C, 0x10, s, c, seg, 0
             s = (s + MSS) & M
             off += MSS
             if i & 3 == 3:
-                yield C2S, 0x10, c, s, b"", False
-        yield C2S, 0x11, c, s, b"", False                     # client closes
+                yield C2S, 0x10, c, s, b"", 0
+        yield C2S, 0x11, c, s, b"", 0                     # client closes
         c = (c + 1) & M
-        yield S2C, 0x11, s, c, b"", False
+        yield S2C, 0x11, s, c, b"", 0
         s = (s + 1) & M
-        yield C2S, 0x10, c, s, b"", False
+        yield C2S, 0x10, c, s, b"", 0
 
     # -- emission -----------------------------------------------------------------------------
 
@@ -484,7 +487,7 @@ class Generator:
         """Interleave flows until the budget is spent, then let open flows finish."""
         rng = self.rng
         width = 48 if self.mix == "bulk" else 256
-        active: list[tuple[Flow, Iterator[tuple[int, int, int, int, bytes, bool]]]] = []
+        active: list[tuple[Flow, Iterator[tuple[int, int, int, int, bytes, int]]]] = []
         for _ in range(width):
             f = self.new_flow()
             active.append((f, self.script(f)))
@@ -503,8 +506,10 @@ class Generator:
                     active[i] = active[-1]
                     active.pop()
                 continue
-            if mark:
+            if mark == HELLO:
                 f.frame = self.packets + 1
+            elif mark == REACTION:
+                f.outcome_frame = self.packets + 1
             self.emit(f, d, flags, seq, ack, payload)
             if not self.winding_down and not self._budget_left():
                 self.winding_down = True

@@ -1,0 +1,147 @@
+"""TLS client and server fingerprints: JA3, JA3S, JA4, JA4_r.
+
+Pure functions of a parsed :class:`~sniparse.tls.ClientHello` / :class:`~sniparse.tls.ServerHello`.
+
+JA3 (salesforce/ja3): ``SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats``
+with each list's values in decimal, wire order, joined by ``-``; GREASE values (RFC 8701) are
+left out of the cipher, extension and group lists; the fingerprint is the MD5 of that string.
+The legacy ``client_version`` is used, not supported_versions.
+
+SSLv2-format hellos: salesforce/ja3 only looks at records that start with content type 22, and
+tshark computes no ``tls.handshake.ja3`` for them either, so neither gives a JA3 for an
+SSLv2-format hello. :func:`ja3` still returns one (built from the cipher specs whose first byte
+is 0, i.e. the TLS cipher suites, RFC 5246 Appendix E.2, and empty extension lists) so such a
+client can be grouped; callers that must match those tools can skip ``ch.sslv2`` hellos.
+
+JA4 (FoxIO, technical_details/JA4.md): ``a_b_c`` where
+
+* a = transport (``t``/``q``/``d``) + version (highest non-GREASE supported_versions value, else
+  legacy_version: ``13 12 11 10 s3 s2``, DTLS ``d1 d2 d3``, unknown ``00``) + ``d`` when the
+  server_name extension is present else ``i`` + 2-digit cipher count + 2-digit extension count
+  (GREASE excluded, capped at 99) + first and last character of the first ALPN value (``00``
+  when none or empty; when its first or last byte is not ASCII alphanumeric, the first and last
+  characters of its hex form);
+* b = first 12 hex digits of SHA-256 over the sorted 4-hex-digit cipher list, comma separated;
+* c = first 12 hex digits of SHA-256 over the sorted extension list without SNI (0) and ALPN
+  (16), then, when there are signature algorithms, ``_`` and the signature algorithms in wire
+  order;
+* b or c is ``000000000000`` when its list is empty.
+
+JA4_r is the same with the lists in clear instead of hashed.
+"""
+
+from __future__ import annotations
+
+from hashlib import md5, sha256
+
+from .tls import ClientHello, ServerHello, is_grease
+
+__all__ = ["ja3", "ja3_string", "ja3s", "ja4", "ja4_r", "ja4_version", "ja4_alpn"]
+
+_JA4_VERSIONS: dict[int, str] = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0002: "s2",
+    0xFEFF: "d1",
+    0xFEFD: "d2",
+    0xFEFC: "d3",
+}
+
+_EMPTY_HASH = "000000000000"
+
+
+def _nogrease(values: tuple[int, ...]) -> list[int]:
+    # GREASE values satisfy (v & 0x0f0f) == 0x0a0a with equal bytes (RFC 8701 §2); the test is
+    # inlined because this runs on every list of every hello.
+    return [v for v in values if (v & 0x0F0F) != 0x0A0A or (v >> 8) != (v & 0xFF)]
+
+
+def ja3_string(ch: ClientHello) -> str:
+    """The JA3 text of a ClientHello (before hashing), as salesforce/ja3 builds it."""
+    return ",".join(
+        (
+            str(ch.legacy_version),
+            "-".join(map(str, _nogrease(ch.cipher_suites))),
+            "-".join([str(t) for t, _ in ch.extensions if not is_grease(t)]),
+            "-".join(map(str, _nogrease(ch.supported_groups))),
+            "-".join(map(str, ch.ec_point_formats)),
+        )
+    )
+
+
+def ja3(ch: ClientHello) -> tuple[str, str]:
+    """``(ja3_string, md5_hex)`` of a ClientHello, exactly as salesforce/ja3 computes them."""
+    s = ja3_string(ch)
+    return s, md5(s.encode("ascii"), usedforsecurity=False).hexdigest()
+
+
+def ja3s(sh: ServerHello) -> tuple[str, str]:
+    """``(ja3s_string, md5_hex)`` of a ServerHello: ``SSLVersion,Cipher,SSLExtension``
+    (salesforce/ja3's JA3S; GREASE extension types left out)."""
+    s = ",".join(
+        (
+            str(sh.legacy_version),
+            str(sh.cipher_suite),
+            "-".join([str(t) for t, _ in sh.extensions if not is_grease(t)]),
+        )
+    )
+    return s, md5(s.encode("ascii"), usedforsecurity=False).hexdigest()
+
+
+def ja4_version(ch: ClientHello) -> str:
+    """JA4's two-character version: highest non-GREASE supported_versions value, else the
+    legacy version; ``00`` when unknown."""
+    sv = _nogrease(ch.supported_versions)
+    v = max(sv) if sv else ch.legacy_version
+    return _JA4_VERSIONS.get(v, "00")
+
+
+def _alnum(b: int) -> bool:
+    return 0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A
+
+
+def ja4_alpn(ch: ClientHello) -> str:
+    """JA4's ALPN characters: first and last of the first ALPN value (``00`` when none)."""
+    if not ch.alpn_raw:
+        return "00"
+    first = ch.alpn_raw[0]
+    if not first:
+        return "00"
+    if _alnum(first[0]) and _alnum(first[-1]):
+        return chr(first[0]) + chr(first[-1])
+    h = first.hex()
+    return h[0] + h[-1]
+
+
+def _ja4_parts(ch: ClientHello, transport: str) -> tuple[str, str, str]:
+    ciphers = _nogrease(ch.cipher_suites)
+    exts = [t for t, _ in ch.extensions if (t & 0x0F0F) != 0x0A0A or (t >> 8) != (t & 0xFF)]
+    sni = "d" if any(t == 0 for t in exts) else "i"
+    a = (
+        f"{transport}{ja4_version(ch)}{sni}{min(len(ciphers), 99):02d}"
+        f"{min(len(exts), 99):02d}{ja4_alpn(ch)}"
+    )
+    b = ",".join([f"{c:04x}" for c in sorted(ciphers)])
+    c = ",".join([f"{t:04x}" for t in sorted(exts) if t != 0 and t != 16])
+    if c:
+        sigs = _nogrease(ch.signature_algorithms)
+        if sigs:
+            c += "_" + ",".join([f"{s:04x}" for s in sigs])
+    return a, b, c
+
+
+def ja4(ch: ClientHello, transport: str = "t") -> str:
+    """The JA4 fingerprint of a ClientHello (``transport``: ``t`` TCP, ``q`` QUIC, ``d`` DTLS)."""
+    a, b, c = _ja4_parts(ch, transport)
+    hb = sha256(b.encode("ascii")).hexdigest()[:12] if b else _EMPTY_HASH
+    hc = sha256(c.encode("ascii")).hexdigest()[:12] if c else _EMPTY_HASH
+    return f"{a}_{hb}_{hc}"
+
+
+def ja4_r(ch: ClientHello, transport: str = "t") -> str:
+    """JA4_r: the JA4 with its cipher and extension / signature-algorithm lists in clear."""
+    a, b, c = _ja4_parts(ch, transport)
+    return f"{a}_{b}_{c}"

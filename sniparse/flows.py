@@ -1,11 +1,75 @@
-"""Flow table and outcomes.  (skeleton: being implemented -- the Handshake shape is fixed)"""
+"""Flow table: who is the client, TCP events, reassembly, TLS, and the outcome.
+
+:class:`FlowTable` is sans-I/O: the pipeline feeds it decoded TCP segments in capture order
+and it returns :class:`Handshake` records, one per TCP connection that carried a ClientHello,
+when that connection closes (RST, FIN from both sides, idle, eviction, end of capture).
+
+Rules
+-----
+* **Client.** The sender of a SYN without ACK (or the peer of a SYN+ACK sender). Without a
+  SYN in the capture: the side whose first bytes start a ClientHello; until then, provisionally
+  the first side that sent payload. TLS is recognised by bytes, never by port.
+* **Streams.** Each direction's opening bytes go through :class:`~sniparse.reassembly.Stream`
+  (anchored at ISN+1 when the SYN was seen, so TCP Fast Open data counts, RFC 7413; else at
+  the first payload segment). Once a direction's question is answered its buffer is dropped.
+* **Preludes.** When the client's bytes do not start a hello, a bounded scan looks for one
+  after a recognised plaintext prelude: PROXY protocol v1/v2 (the header's source address
+  becomes ``proxy_client``), HTTP ``CONNECT``, STARTTLS (SMTP, IMAP, POP3 ``STLS``, FTP
+  ``AUTH TLS``, XMPP ``<starttls``), PostgreSQL SSLRequest. The server's TLS reaction is then
+  read from the first TLS record header that follows its plaintext replies (after a line
+  end, a ``>`` or PostgreSQL's ``S``).
+* **Hello status.** Complete hello: its ``sni_status``. :class:`MalformedError`:
+  ``malformed`` + ``detail``. A hello that never completes: ``unknown`` with
+  ``unknown_reason`` ``truncated`` (snaplen cut), ``gap`` (bytes missing from the capture, or
+  the connection closed / went idle before the hello was whole), ``capture_end`` (the capture
+  ended mid-hello) -- never ``absent``. Without a SYN, client bytes that do not start a hello
+  are a ``midstream`` flow; when the server's first bytes are then a ServerHello, the hello's
+  start was missed and a record with ``unknown_reason="midstream"`` is emitted.
+* **Outcome** (SPEC): the server's first reaction once the client's hello started:
+  ServerHello/HRR -> ``server_hello``; alert -> ``alert``; RST -> ``server_reset``; FIN ->
+  ``server_close``; a client RST first -> ``client_reset``; else ``no_response``.
+  *Decision for non-TLS server bytes* (an HTTP error page, a TLS record of another type):
+  they are not a TLS reaction, so the outcome stays open and is decided by what follows:
+  a server FIN -> ``server_close``, a server RST -> ``server_reset``, a client RST ->
+  ``client_reset``, silence -> ``no_response``; ``detail`` says the server sent non-TLS
+  bytes and an Issue is recorded. ``outcome_ms`` is measured from the time the hello's last
+  byte arrived to the reaction's packet.
+* **HelloRetryRequest.** ``hrr=True``; the client's second ClientHello (after an optional
+  ChangeCipherSpec, RFC 8446 §D.4) is parsed and an Issue is added when its SNI differs.
+* **Zeek.** ``conn_state`` and ``history`` follow Zeek's conn.log definitions, computed when
+  the flow closes (originator = client). History letters S h A D F R, first occurrence per
+  direction, upper case for the originator, ``^`` when the first packet came from the server.
+* **Skipping.** :attr:`FlowTable.decided` holds the direction keys of live flows whose
+  question is answered *and* whose direction already shows both ``A`` and ``D`` history
+  letters (the only things a data or pure-ACK packet could still add), so a caller may skip
+  such packets (never SYN/FIN/RST) without changing any result. Skipped packets do not refresh
+  the idle timer; a caller that wants exact idle expiry calls :meth:`FlowTable.skip`.
+* **Bounds.** ``stream_cap`` bytes per direction, ``max_flows`` live flows (the oldest is
+  evicted with a ``limit`` Issue), bounded prelude scans.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .tls import ClientHello
+from .errors import Issues, MalformedError, SniparseError
+from .reassembly import Stream
+from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
+from .tls import (
+    ClientHello,
+    is_grease,
+    looks_like_tls_hello,
+    read_client_hello,
+    read_server_reaction,
+    version_name,
+)
+
+__all__ = ["FlowTable", "Handshake"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +122,934 @@ class Handshake:
     def without_sni(self) -> bool:
         """True when the client sent no usable SNI (absent or empty -- never unknown)."""
         return self.sni_status in ("absent", "empty")
+
+
+# -- client question states ------------------------------------------------------------------
+_Q_OPEN = 0      # looking for the hello's first byte (maybe after a prelude)
+_Q_HELLO = 1     # hello start found at hello_start, reading it
+_Q_DONE = 2      # hello parsed, malformed, or given up (cap)
+_Q_NONE = 3      # not TLS (or midstream without a hello): no record
+_Q_MID = 4       # no SYN, client bytes are not a hello start: is the server's first a ServerHello?
+
+# Zeek endpoint states (conn/main.zeek, conn_state()).
+_INACTIVE, _SYN_SENT, _SYN_ACK_SENT, _PARTIAL, _ESTABLISHED, _CLOSED, _RESET = range(7)
+
+_PROXY2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+_PG_SSLREQ = bytes.fromhex("0000000804d2162f")
+_PRELUDE_LIMIT = 16384           # bytes of plaintext scanned for a hello start
+_TEXT_OPENERS = re.compile(
+    rb"(?i)(EHLO|HELO|STARTTLS|STLS|CAPA|AUTH|FEAT|USER|<\?xml|<stream|"
+    rb"[A-Za-z0-9.]{1,20} (CAPABILITY|STARTTLS|NOOP|ID|LOGIN))"
+)
+_IMAP_STARTTLS = re.compile(rb"(?im)^[^\s]+ STARTTLS\r?$")
+_SMTP_STARTTLS = re.compile(rb"(?im)^STARTTLS\r?$")
+_POP3_STLS = re.compile(rb"(?im)^STLS\r?$")
+_FTP_AUTH = re.compile(rb"(?im)^AUTH (TLS|SSL)")
+_RST_HISTORY = re.compile(r"^\^?S[^HAFGIQ]*R")
+_NEED = None
+
+
+def _ip_text(packed: bytes) -> str:
+    if len(packed) == 4:
+        return socket.inet_ntop(socket.AF_INET, packed)
+    if len(packed) == 16:
+        return socket.inet_ntop(socket.AF_INET6, packed)
+    return packed.hex()
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+class _Dir:
+    """One direction of a flow."""
+
+    __slots__ = (
+        "ack_after_synack",
+        "dport",
+        "dst",
+        "fin",
+        "first_data_ts",
+        "ip_version",
+        "key",
+        "letters",
+        "pkts",
+        "rst",
+        "sport",
+        "src",
+        "stream",
+        "syn",
+        "synack",
+        "vlan",
+    )
+
+    def __init__(self, seg: Segment, key: bytes) -> None:
+        self.key = key
+        self.src = seg.src
+        self.dst = seg.dst
+        self.sport = seg.sport
+        self.dport = seg.dport
+        self.syn = False
+        self.synack = False
+        self.fin = False
+        self.rst = False
+        self.stream: Stream | None = None
+        self.pkts = 0
+        self.ack_after_synack = False
+        self.vlan = seg.vlan
+        self.ip_version = seg.ip_version
+        self.first_data_ts = -1
+        self.letters = ""
+
+
+class _Flow:
+    """Live state of one TCP connection."""
+
+    __slots__ = (
+        "a",
+        "alert",
+        "b",
+        "cap_hit",
+        "ch",
+        "client_is_a",
+        "closing",
+        "done",
+        "events",
+        "first_ts",
+        "hello_end",
+        "hello_start",
+        "hrr",
+        "hrr_state",
+        "in_decided",
+        "last_ts",
+        "malformed",
+        "mid_record",
+        "outcome",
+        "outcome_ts",
+        "prelude",
+        "proxy_client",
+        "q",
+        "roles_fixed",
+        "server_other",
+        "server_version",
+        "sstart",
+        "syn_seen",
+    )
+
+    def __init__(self, a: _Dir, b: _Dir, ts: int) -> None:
+        self.a = a
+        self.b = b
+        self.client_is_a = True
+        self.roles_fixed = False
+        self.syn_seen = False
+        self.first_ts = ts
+        self.last_ts = ts
+        self.events: list[tuple[str, bool]] = []
+        self.q = _Q_OPEN
+        self.hello_start = 0
+        self.prelude: str | None = None
+        self.proxy_client: str | None = None
+        self.ch: ClientHello | None = None
+        self.hello_end = 0
+        self.malformed: str | None = None
+        self.cap_hit = False
+        self.hrr = False
+        self.hrr_state = 0          # 0 none, 1 waiting for the second hello, 2 done
+        self.sstart: int | None = None
+        self.server_other: str | None = None
+        self.outcome: str | None = None
+        self.outcome_ts = 0
+        self.alert: int | None = None
+        self.server_version: str | None = None
+        self.mid_record = False
+        self.done = False           # question answered: data packets can no longer matter
+        self.in_decided = 0         # bit 1: a.key in decided, bit 2: b.key in decided
+        self.closing = False
+
+    @property
+    def client(self) -> _Dir:
+        return self.a if self.client_is_a else self.b
+
+    @property
+    def server(self) -> _Dir:
+        return self.b if self.client_is_a else self.a
+
+
+class FlowTable:
+    """Tracks TCP flows and turns them into :class:`Handshake` records.
+
+    ``issues`` collects problems (gaps, conflicting overlaps, table limits...).
+    ``idle_timeout_ns``: a flow without packets for this long is closed by :meth:`expire`.
+    ``max_flows``: live flows kept; beyond it the oldest flow is closed early (``limit``
+    Issue). ``stream_cap``: opening bytes buffered per direction.
+
+    ``stats`` counts flows by kind when they close: ``tls`` (carried a ClientHello; one
+    Handshake each), ``rejected_syn`` (SYN answered by RST), ``syn_only`` (SYN, no answer),
+    ``not_tls`` (payload but no hello), ``midstream`` (picked up mid-stream without a hello
+    start), ``no_payload`` (handshake completed, no data); plus ``flows_total``,
+    ``flow_table_full`` (evictions), ``port_reuse`` (a new SYN replaced a flow),
+    ``after_close`` (packets of a just-closed connection, ignored), ``expired``.
+    """
+
+    def __init__(
+        self,
+        issues: Issues,
+        *,
+        idle_timeout_ns: int = 300 * 10**9,
+        max_flows: int = 1_000_000,
+        stream_cap: int = 65536 + 4096,
+    ) -> None:
+        self.issues = issues
+        self.idle_timeout_ns = idle_timeout_ns
+        self.max_flows = max_flows
+        self.stream_cap = stream_cap
+        #: Direction keys of live flows whose data packets can be skipped (see module doc).
+        self.decided: set[bytes] = set()
+        self.stats: dict[str, int] = {
+            "flows_total": 0,
+            "tls": 0,
+            "rejected_syn": 0,
+            "syn_only": 0,
+            "not_tls": 0,
+            "midstream": 0,
+            "no_payload": 0,
+            "flow_table_full": 0,
+            "port_reuse": 0,
+            "after_close": 0,
+            "expired": 0,
+        }
+        self._flows: dict[bytes, _Flow] = {}
+        self._live: dict[_Flow, None] = {}       # insertion order = age, for eviction
+        self._tomb: dict[bytes, int] = {}        # closed flow key -> close time
+        self._tomb_ttl = min(idle_timeout_ns, 60 * 10**9)
+
+    def __len__(self) -> int:
+        """Live flows."""
+        return len(self._live)
+
+    # -- public API ---------------------------------------------------------------------
+    def feed(self, seg: Segment) -> list[Handshake]:
+        """Process one TCP segment; returns the handshakes of flows this segment closed."""
+        out: list[Handshake] = []
+        key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
+        flags = seg.flags
+        pure_syn = (flags & (SYN | ACK)) == SYN
+        flow = self._flows.get(key)
+        if flow is not None and pure_syn:
+            d0 = flow.a if key == flow.a.key else flow.b
+            if flow.roles_fixed and d0 is flow.client and d0.syn and d0.stream is not None:
+                # A new SYN with another ISN on a live tuple: port reuse (or a restart
+                # after a FIN/RST we did not see). The old connection is over.
+                if ((seg.seq + 1) & 0xFFFFFFFF) != d0.stream.base:
+                    self.stats["port_reuse"] += 1
+                    out.extend(self._close(flow, at_end=False))
+                    flow = None
+        if flow is None:
+            tomb = self._tomb.get(key)
+            if tomb is not None:
+                if not pure_syn:
+                    self.stats["after_close"] += 1
+                    return out
+                del self._tomb[key]
+                rkey = flow_key(seg.dst, seg.src, seg.dport, seg.sport)
+                self._tomb.pop(rkey, None)
+            if len(self._live) >= self.max_flows:
+                out.extend(self._evict())
+            a = _Dir(seg, key)
+            rkey = flow_key(seg.dst, seg.src, seg.dport, seg.sport)
+            b = _Dir(seg._replace(src=seg.dst, dst=seg.src, sport=seg.dport, dport=seg.sport), rkey)
+            b.pkts = 0
+            flow = _Flow(a, b, seg.ts_ns)
+            self._flows[key] = flow
+            self._flows[rkey] = flow
+            self._live[flow] = None
+            self.stats["flows_total"] += 1
+            d = a
+        else:
+            d = flow.a if key == flow.a.key else flow.b
+        self._packet(flow, d, seg)
+        if flow.closing:
+            out.extend(self._close(flow, at_end=False))
+        elif flow.done:
+            self._update_decided(flow)
+        return out
+
+    def skip(self, key: bytes, ts_ns: int) -> None:
+        """Note that a packet of a decided flow was skipped at ``ts_ns`` (keeps idle expiry
+        exact; optional)."""
+        flow = self._flows.get(key)
+        if flow is not None and ts_ns > flow.last_ts:
+            flow.last_ts = ts_ns
+
+    def expire(self, now_ns: int) -> list[Handshake]:
+        """Close flows idle for longer than ``idle_timeout_ns`` at capture time ``now_ns``."""
+        out: list[Handshake] = []
+        limit = now_ns - self.idle_timeout_ns
+        for flow in [f for f in self._live if f.last_ts < limit]:
+            self.stats["expired"] += 1
+            out.extend(self._close(flow, at_end=False, idle=True))
+        tlimit = now_ns - self._tomb_ttl
+        if self._tomb:
+            for k in [k for k, t in self._tomb.items() if t < tlimit]:
+                del self._tomb[k]
+        return out
+
+    def finish(self) -> list[Handshake]:
+        """End of capture: close every live flow and return the remaining handshakes."""
+        out: list[Handshake] = []
+        for flow in list(self._live):
+            out.extend(self._close(flow, at_end=True))
+        self._tomb.clear()
+        return out
+
+    # -- per packet ---------------------------------------------------------------------
+    def _packet(self, flow: _Flow, d: _Dir, seg: Segment) -> None:
+        flags = seg.flags
+        ts = seg.ts_ns
+        flow.last_ts = max(flow.last_ts, ts)
+        d.pkts += 1
+        peer = flow.b if d is flow.a else flow.a
+        is_a = d is flow.a
+        syn = flags & SYN
+        ack = flags & ACK
+        plen = seg.payload_len
+        # Zeek history letters (first occurrence per direction).
+        if syn:
+            self._letter(flow, d, "H" if ack else "S", is_a)
+        if plen > 0:
+            self._letter(flow, d, "D", is_a)
+        if flags & FIN:
+            self._letter(flow, d, "F", is_a)
+        if flags & RST:
+            self._letter(flow, d, "R", is_a)
+        if ack and plen == 0 and not (flags & (SYN | FIN | RST)):
+            self._letter(flow, d, "A", is_a)
+
+        if syn:
+            if ack:
+                d.synack = True
+                if not flow.roles_fixed:
+                    flow.client_is_a = not is_a
+                    flow.roles_fixed = True
+            else:
+                d.syn = True
+                if not flow.roles_fixed:
+                    flow.client_is_a = is_a
+                    flow.roles_fixed = True
+            flow.syn_seen = True
+            if d.stream is None:
+                # RFC 9293 §3.4: the SYN occupies the ISN; data starts at ISN+1.
+                d.stream = Stream(seg.seq + 1, self.stream_cap)
+        elif ack and peer.synack and d.syn:
+            d.ack_after_synack = True
+
+        if plen > 0:
+            if d.first_data_ts < 0:
+                d.first_data_ts = ts
+                if not flow.roles_fixed and peer.first_data_ts < 0:
+                    # Provisional client: the first side that sent payload.
+                    flow.client_is_a = is_a
+            if d.stream is None:
+                d.stream = Stream(seg.seq, self.stream_cap)
+            start_seq = seg.seq + 1 if syn else seg.seq
+            d.stream.add(start_seq, seg.payload, plen, seg.frame, ts)
+        if ack and peer.stream is not None and not peer.stream.released:
+            # This side acknowledged the peer's bytes up to seg.ack: evidence of how far
+            # the peer's stream really went (missing segments -> "gap", not "capture_end").
+            peer.stream.note_end(seg.ack)
+        if flags & FIN:
+            d.fin = True
+            if d.stream is not None and not d.stream.released:
+                d.stream.note_end((seg.seq + (1 if syn else 0) + plen) & 0xFFFFFFFF)
+        if flags & RST:
+            d.rst = True
+
+        if not flow.done and (plen > 0 or flags & (FIN | RST)):
+            self._progress(flow, ts)
+        if flags & (RST | FIN):
+            # Also after `done`: a server that sent non-TLS bytes is judged by its FIN/RST.
+            self._tcp_event(flow, d, flags, ts)
+            if not flow.done:
+                self._check_done(flow)
+        if d.rst or (flow.a.fin and flow.b.fin):
+            flow.closing = True
+
+    @staticmethod
+    def _letter(flow: _Flow, d: _Dir, letter: str, is_a: bool) -> None:
+        if letter not in d.letters:
+            d.letters += letter
+            flow.events.append((letter, is_a))
+
+    # -- the client's question: where is the hello, and what is it --------------------
+    def _progress(self, flow: _Flow, ts: int) -> None:
+        if not flow.roles_fixed:
+            for d, is_a in ((flow.a, True), (flow.b, False)):
+                st = d.stream
+                if st is not None and st.data and looks_like_tls_hello(st.data) is True:
+                    flow.client_is_a = is_a
+                    flow.roles_fixed = True
+                    break
+        c = flow.client
+        cst = c.stream
+        if flow.q == _Q_OPEN and cst is not None and cst.data:
+            self._find_hello(flow, cst, closing=False)
+        if flow.q == _Q_HELLO and cst is not None:
+            self._read_hello(flow, cst)
+        if flow.hrr_state == 1 and cst is not None:
+            self._read_second_hello(flow, cst, final=False)
+        if flow.q in (_Q_HELLO, _Q_DONE, _Q_MID) and flow.outcome is None and flow.server_other is None:
+            self._read_server(flow)
+        self._check_done(flow)
+
+    def _find_hello(self, flow: _Flow, st: Stream, *, closing: bool) -> None:
+        res = _find_hello_start(st.data)
+        if res is _NEED:
+            if closing:
+                buf = st.data
+                # Too few bytes to say, but they begin like a TLS record / SSLv2 hello:
+                # an incomplete hello, never a client "without SNI".
+                if buf and looks_like_tls_hello(buf) is None and (buf[0] == 0x16 or buf[0] & 0x80):
+                    flow.q = _Q_HELLO
+                    flow.hello_start = 0
+                else:
+                    flow.q = _Q_NONE if flow.syn_seen else _Q_MID
+            elif st.full or st.released:
+                flow.q = _Q_NONE if flow.syn_seen else _Q_MID
+            return
+        if res is False:
+            flow.q = _Q_NONE if flow.syn_seen else _Q_MID
+            return
+        start, prelude, proxy = res
+        flow.hello_start = start
+        flow.prelude = prelude
+        flow.proxy_client = proxy
+        flow.q = _Q_HELLO
+        if prelude is None:
+            flow.sstart = 0
+
+    def _read_hello(self, flow: _Flow, st: Stream) -> None:
+        try:
+            r = read_client_hello(st.data, flow.hello_start)
+        except MalformedError as e:
+            flow.malformed = e.detail
+            flow.hello_end = len(st.data)
+            flow.q = _Q_DONE
+            self.issues.add(
+                "malformed", "tls", f"malformed ClientHello: {e.detail}",
+                frame=st.span(flow.hello_start, flow.hello_start + 1).frame or None,
+                flow=self._flow_text(flow), key=("malformed_hello", e.detail),
+            )
+            return
+        if r is None:
+            if st.full:
+                flow.cap_hit = True
+                flow.q = _Q_DONE
+            return
+        ch, end = r
+        flow.ch = ch
+        flow.hello_end = end
+        flow.q = _Q_DONE
+
+    def _read_second_hello(self, flow: _Flow, st: Stream, *, final: bool) -> None:
+        buf = st.data
+        p = flow.hello_end
+        # Middlebox compatibility mode (RFC 8446 §D.4): a ChangeCipherSpec may come first.
+        while p + 5 <= len(buf) and buf[p] == 20:
+            p += 5 + ((buf[p + 3] << 8) | buf[p + 4])
+        try:
+            r = read_client_hello(buf, p)
+        except MalformedError as e:
+            flow.hrr_state = 2
+            self.issues.add("malformed", "tls", f"second ClientHello after HRR: {e.detail}",
+                            flow=self._flow_text(flow))
+            return
+        if r is None:
+            if final or st.full:
+                flow.hrr_state = 2
+            return
+        flow.hrr_state = 2
+        ch2 = r[0]
+        first = flow.ch
+        if first is not None and ch2.sni_raw != first.sni_raw:
+            self.issues.add(
+                "info", "tls",
+                "the ClientHello after a HelloRetryRequest changed its SNI",
+                frame=st.span(p, p + 1).frame or None, flow=self._flow_text(flow),
+                key=("hrr_sni_changed",),
+            )
+
+    # -- the server's reaction ------------------------------------------------------------
+    def _read_server(self, flow: _Flow) -> None:
+        s = flow.server
+        st = s.stream
+        if st is None or not st.data:
+            return
+        buf = st.data
+        if flow.q == _Q_MID:
+            # Midstream: a record is due only when the client's bytes came first and the
+            # server's first bytes are a ServerHello (the hello's start was missed).
+            try:
+                r = read_server_reaction(buf, 0)
+            except SniparseError:
+                r = None
+                flow.q = _Q_NONE
+                return
+            if r is None:
+                if st.full:
+                    flow.q = _Q_NONE
+                return
+            c = flow.client
+            if r.kind == "server_hello" and 0 <= c.first_data_ts <= s.first_data_ts:
+                flow.mid_record = True
+                flow.q = _Q_DONE
+                self._set_reaction(flow, st, 0, r)
+            else:
+                flow.q = _Q_NONE
+            return
+        if flow.sstart is None:
+            flow.sstart = _find_server_tls(buf, flow.prelude)
+            if flow.sstart is None:
+                return
+        try:
+            r = read_server_reaction(buf, flow.sstart)
+        except MalformedError as e:
+            flow.server_other = f"the server's first TLS bytes are malformed: {e.detail}"
+            self._note_server_other(flow)
+            return
+        if r is None:
+            if st.full:
+                flow.server_other = "the server's first TLS message exceeds the buffer"
+            return
+        self._set_reaction(flow, st, flow.sstart, r)
+
+    def _set_reaction(self, flow: _Flow, st: Stream, start: int, r: object) -> None:
+        kind = r.kind  # type: ignore[attr-defined]
+        end = r.end  # type: ignore[attr-defined]
+        ts = st.span(start, max(end, start + 1)).last_ts_ns
+        if kind == "server_hello":
+            sh = r.server_hello  # type: ignore[attr-defined]
+            flow.outcome = "server_hello"
+            flow.outcome_ts = ts
+            if sh is not None:
+                flow.server_version = version_name(sh.selected_version)
+                if sh.hrr:
+                    flow.hrr = True
+                    ch = flow.ch
+                    if ch is not None and flow.hrr_state == 0:
+                        flow.hrr_state = 1
+                        cst = flow.client.stream
+                        if cst is not None and not cst.released:
+                            self._read_second_hello(flow, cst, final=False)
+        elif kind == "alert":
+            flow.outcome = "alert"
+            flow.outcome_ts = ts
+            al = r.alert  # type: ignore[attr-defined]
+            flow.alert = al.description if al is not None else None
+        else:
+            flow.server_other = (
+                "the server answered with bytes that are not TLS"
+                if kind == "not_tls"
+                else "the server's first TLS record is neither a ServerHello nor an alert"
+            )
+            self._note_server_other(flow)
+
+    def _note_server_other(self, flow: _Flow) -> None:
+        self.issues.add("info", "flow", flow.server_other or "", flow=self._flow_text(flow),
+                        key=("server_other", flow.server_other))
+
+    def _tcp_event(self, flow: _Flow, d: _Dir, flags: int, ts: int) -> None:
+        if flow.outcome is not None or flow.q in (_Q_OPEN, _Q_NONE, _Q_MID):
+            return
+        if d is flow.server:
+            if flags & RST:
+                flow.outcome, flow.outcome_ts = "server_reset", ts
+            elif flags & FIN:
+                flow.outcome, flow.outcome_ts = "server_close", ts
+        elif flags & RST:
+            flow.outcome, flow.outcome_ts = "client_reset", ts
+
+    def _check_done(self, flow: _Flow) -> None:
+        q = flow.q
+        if q == _Q_NONE or q == _Q_DONE and flow.hrr_state != 1 and (
+            flow.outcome is not None or flow.server_other is not None
+        ):
+            flow.done = True
+        else:
+            return
+        for d in (flow.a, flow.b):
+            if d.stream is not None and not d.stream.released:
+                d.stream.release()
+
+    def _update_decided(self, flow: _Flow) -> None:
+        if flow.in_decided == 3:
+            return
+        established = not flow.syn_seen or flow.client.ack_after_synack
+        if not established:
+            return
+        for bit, d in ((1, flow.a), (2, flow.b)):
+            if not flow.in_decided & bit and "A" in d.letters and "D" in d.letters:
+                self.decided.add(d.key)
+                flow.in_decided |= bit
+
+    # -- closing ----------------------------------------------------------------------------
+    def _evict(self) -> list[Handshake]:
+        oldest = next(iter(self._live))
+        self.stats["flow_table_full"] += 1
+        self.issues.add(
+            "limit", "flow",
+            f"flow table full ({self.max_flows} flows): oldest flows closed early",
+            flow=self._flow_text(oldest), key=("flow_table_full",),
+        )
+        return self._close(oldest, at_end=False, idle=True)
+
+    def _close(self, flow: _Flow, *, at_end: bool, idle: bool = False) -> list[Handshake]:
+        self._live.pop(flow, None)
+        for d in (flow.a, flow.b):
+            if self._flows.get(d.key) is flow:
+                del self._flows[d.key]
+            self.decided.discard(d.key)
+            if not at_end:
+                self._tomb[d.key] = flow.last_ts
+        if len(self._tomb) > self.max_flows:
+            # Bounded: drop the oldest tombstones.
+            for k in list(self._tomb)[: len(self._tomb) - self.max_flows]:
+                del self._tomb[k]
+        hs = self._finalise(flow, at_end=at_end, idle=idle)
+        return [hs] if hs is not None else []
+
+    def _finalise(self, flow: _Flow, *, at_end: bool, idle: bool) -> Handshake | None:
+        c = flow.client
+        s = flow.server
+        cst = c.stream
+        if flow.q == _Q_OPEN:
+            if cst is not None and cst.data:
+                self._find_hello(flow, cst, closing=True)
+                if flow.q == _Q_HELLO:
+                    self._read_hello(flow, cst)
+            elif c.first_data_ts >= 0:
+                flow.q = _Q_NONE if flow.syn_seen else _Q_MID
+        if flow.hrr_state == 1 and cst is not None and not cst.released:
+            self._read_second_hello(flow, cst, final=True)
+        if flow.q == _Q_MID:
+            flow.q = _Q_NONE
+        if flow.q == _Q_OPEN or flow.q == _Q_NONE:
+            self._count_kind(flow)
+            return None
+        self.stats["tls"] += 1
+        return self._build(flow, at_end=at_end, idle=idle)
+
+    def _count_kind(self, flow: _Flow) -> None:
+        c = flow.client
+        s = flow.server
+        if c.first_data_ts >= 0 or s.first_data_ts >= 0:
+            self.stats["not_tls" if flow.syn_seen else "midstream"] += 1
+        elif not flow.syn_seen:
+            self.stats["midstream"] += 1
+        elif c.syn and s.rst and not s.synack:
+            self.stats["rejected_syn"] += 1
+        elif c.syn and s.pkts == 0:
+            self.stats["syn_only"] += 1
+        else:
+            self.stats["no_payload"] += 1
+
+    def _build(self, flow: _Flow, *, at_end: bool, idle: bool) -> Handshake:
+        c = flow.client
+        s = flow.server
+        cst = c.stream
+        ch = flow.ch
+        start = flow.hello_start
+        detail: str | None = None
+        reason: str | None = None
+        segments = 0
+        frame = 0
+        ts_ns = c.first_data_ts if c.first_data_ts >= 0 else flow.first_ts
+        hello_ts = ts_ns
+        if cst is not None and cst._run_end:
+            end = flow.hello_end if (ch is not None or flow.malformed) else len(cst.data)
+            sp = cst.span(start, max(end, start + 1))
+            if sp.segments:
+                segments, frame, ts_ns, hello_ts = sp.segments, sp.frame, sp.ts_ns, sp.last_ts_ns
+        if ch is not None:
+            status = ch.sni_status
+        elif flow.malformed is not None:
+            status, detail = "malformed", flow.malformed
+        elif flow.mid_record:
+            status, reason = "unknown", "midstream"
+            detail = "the capture started after the ClientHello began"
+        else:
+            status = "unknown"
+            if flow.cap_hit:
+                reason = "truncated"
+                detail = f"the ClientHello exceeds the {self.stream_cap}-byte reassembly limit"
+            elif cst is None:
+                reason = "truncated"
+            else:
+                reason = cst.incomplete_reason(at_end)
+                if reason == "capture_end":
+                    detail = "the capture ended before the ClientHello was complete"
+                elif reason == "truncated":
+                    detail = "the snaplen cut a segment of the ClientHello"
+                elif idle:
+                    detail = "the flow went idle before the ClientHello was complete"
+                else:
+                    detail = "segments of the ClientHello are missing from the capture"
+            self.issues.add(
+                "gap" if reason == "gap" else "truncated", "flow",
+                f"ClientHello incomplete ({reason})", frame=frame or None,
+                flow=self._flow_text(flow), key=("hello_incomplete", reason),
+            )
+        if cst is not None and cst.conflicts:
+            self.issues.add("malformed", "tcp", "overlapping retransmission with different bytes",
+                            flow=self._flow_text(flow), key=("overlap_conflict",))
+        outcome = flow.outcome or "no_response"
+        outcome_ms: float | None = None
+        if flow.outcome is not None and (ch is not None or flow.malformed or frame):
+            outcome_ms = (flow.outcome_ts - hello_ts) / 1e6
+        if flow.server_other is not None and detail is None:
+            detail = flow.server_other
+        versions: tuple[str, ...] = ()
+        alpn: tuple[str, ...] = ()
+        ja3 = ja3s = ja4 = ja4r = None
+        if ch is not None:
+            vs = [v for v in ch.supported_versions if not is_grease(v)]
+            if not vs:
+                vs = [ch.legacy_version]
+            versions = tuple(version_name(v) for v in sorted(set(vs), reverse=True))
+            alpn = ch.alpn
+            ja3s, ja3, ja4, ja4r = _fingerprints(ch)
+        cip, sip = _ip_text(c.src), _ip_text(c.dst)
+        return Handshake(
+            ts_ns=ts_ns,
+            client_ip=cip,
+            client_port=c.sport,
+            server_ip=sip,
+            server_port=c.dport,
+            sni=ch.sni if ch is not None else None,
+            sni_status=status,
+            unknown_reason=reason,
+            detail=detail,
+            sslv2=ch.sslv2 if ch is not None else False,
+            ech=ch.ech if ch is not None else False,
+            versions=versions,
+            alpn=alpn,
+            ja3=ja3,
+            ja4=ja4,
+            segments=segments,
+            hrr=flow.hrr,
+            outcome=outcome,
+            alert=flow.alert if outcome == "alert" else None,
+            outcome_ms=outcome_ms,
+            conn_state=_conn_state(flow),
+            history=_history(flow),
+            frame=frame,
+            sni_raw=ch.sni_raw if ch is not None else None,
+            proxy_client=flow.proxy_client,
+            prelude=flow.prelude,
+            ip_version=c.ip_version,
+            vlan=c.vlan if c.pkts else s.vlan,
+            ja3_string=ja3s,
+            ja4_r=ja4r,
+            server_version=flow.server_version if outcome == "server_hello" else None,
+            client_hello=ch,
+        )
+
+    @staticmethod
+    def _flow_text(flow: _Flow) -> str:
+        c = flow.client
+        return (f"{_endpoint(_ip_text(c.src), c.sport)} -> "
+                f"{_endpoint(_ip_text(c.dst), c.dport)}")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+_FP: tuple[Callable[..., object], ...] | None = None
+
+
+def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, str | None]:
+    """(ja3_string, ja3 md5, ja4, ja4_r); None where the fingerprint module is missing or
+    cannot fingerprint this hello."""
+    global _FP
+    if _FP is None:
+        try:
+            from . import fingerprint as fp
+
+            _FP = (fp.ja3, fp.ja4, fp.ja4_r)
+        except ImportError:
+            _FP = ()
+    if not _FP:
+        return None, None, None, None
+    try:
+        j3 = _FP[0](ch)
+        s3, m3 = j3  # type: ignore[misc]
+        return str(s3), str(m3), str(_FP[1](ch)), str(_FP[2](ch))
+    except SniparseError:
+        return None, None, None, None
+
+
+def _find_hello_start(buf: bytearray) -> tuple[int, str | None, str | None] | bool | None:
+    """Where the ClientHello starts in the client's opening bytes.
+
+    Returns ``(offset, prelude, proxy_client)``, ``None`` when more bytes are needed, or
+    ``False`` when the bytes are not a hello (nor a recognised prelude before one).
+    """
+    n = len(buf)
+    pos = 0
+    proxy: str | None = None
+    prelude: str | None = None
+    # PROXY protocol v1: "PROXY TCP4 src dst sport dport\r\n", at most 107 bytes.
+    if buf[:6] == b"PROXY " or (n < 6 and b"PROXY "[:n] == bytes(buf)):
+        if n < 6:
+            return None
+        i = buf.find(b"\r\n", 0, 108)
+        if i < 0:
+            return None if n < 108 else False
+        parts = bytes(buf[:i]).split(b" ")
+        if len(parts) == 6 and parts[1] in (b"TCP4", b"TCP6"):
+            try:
+                ip = str(ipaddress.ip_address(parts[2].decode("ascii")))
+                proxy = _endpoint(ip, int(parts[4]))
+            except (ValueError, UnicodeDecodeError):
+                proxy = None
+        pos = i + 2
+    elif buf[:12] == _PROXY2_SIG or (n < 12 and _PROXY2_SIG[:n] == bytes(buf)):
+        # PROXY protocol v2: 12-byte signature, ver/cmd, family, length, addresses.
+        if n < 16:
+            return None
+        ln = (buf[14] << 8) | buf[15]
+        if n < 16 + ln:
+            return None
+        fam = buf[13]
+        if fam == 0x11 and ln >= 12:
+            proxy = _endpoint(_ip_text(bytes(buf[16:20])), (buf[24] << 8) | buf[25])
+        elif fam == 0x21 and ln >= 36:
+            proxy = _endpoint(_ip_text(bytes(buf[16:32])), (buf[48] << 8) | buf[49])
+        pos = 16 + ln
+    lk = looks_like_tls_hello(buf, pos)
+    if lk is True:
+        return pos, prelude, proxy
+    if lk is None:
+        return None
+    if buf[pos : pos + 8] == _PG_SSLREQ:
+        lk = looks_like_tls_hello(buf, pos + 8)
+        if lk is None:
+            return None
+        return (pos + 8, "starttls_postgres", proxy) if lk else False
+    if buf[pos : pos + 8] == b"CONNECT ":
+        j = buf.find(b"\r\n\r\n", pos, pos + _PRELUDE_LIMIT)
+        if j < 0:
+            return None if n < pos + _PRELUDE_LIMIT else False
+        lk = looks_like_tls_hello(buf, j + 4)
+        if lk is None:
+            return None
+        return (j + 4, "http_connect", proxy) if lk else False
+    if not _TEXT_OPENERS.match(bytes(buf[pos : pos + 40])):
+        return False
+    limit = min(n, pos + _PRELUDE_LIMIT)
+    q = pos
+    while True:
+        i = buf.find(b"\n", q, limit)
+        k = buf.find(b">", q, limit)
+        if i < 0 and k < 0:
+            break
+        q = (min(i, k) if i >= 0 and k >= 0 else max(i, k)) + 1
+        lk = looks_like_tls_hello(buf, q)
+        if lk is None:
+            return None
+        if lk:
+            return q, _prelude_name(bytes(buf[pos:q])), proxy
+    return None if n < pos + _PRELUDE_LIMIT else False
+
+
+def _prelude_name(text: bytes) -> str:
+    if b"<starttls" in text.lower():
+        return "starttls_xmpp"
+    if _FTP_AUTH.search(text):
+        return "starttls_ftp"
+    if _POP3_STLS.search(text):
+        return "starttls_pop3"
+    if _SMTP_STARTTLS.search(text):
+        return "starttls_smtp"
+    if _IMAP_STARTTLS.search(text):
+        return "starttls_imap"
+    return "plaintext"
+
+
+def _find_server_tls(buf: bytearray, prelude: str | None) -> int | None:
+    """Offset of the first TLS record header in the server's bytes after its plaintext
+    replies to a prelude, or None when it is not there yet."""
+    n = len(buf)
+    cands = [0]
+    if prelude == "starttls_postgres":
+        cands = [1]
+    else:
+        q = 0
+        limit = min(n, _PRELUDE_LIMIT)
+        while q < limit:
+            i = buf.find(b"\n", q, limit)
+            k = buf.find(b">", q, limit)
+            if i < 0 and k < 0:
+                break
+            q = (min(i, k) if i >= 0 and k >= 0 else max(i, k)) + 1
+            cands.append(q)
+    for q in cands:
+        if q + 3 <= n and 20 <= buf[q] <= 24 and buf[q + 1] == 3 and buf[q + 2] <= 4:
+            return q
+    if n >= _PRELUDE_LIMIT:
+        return 0  # give up on the prelude: read whatever is there (it will be "not TLS")
+    return None
+
+
+def _ep_state(d: _Dir, established: bool) -> int:
+    if d.rst:
+        return _RESET
+    if d.fin:
+        return _CLOSED
+    if established:
+        return _ESTABLISHED
+    if d.syn:
+        return _SYN_SENT
+    if d.synack:
+        return _SYN_ACK_SENT
+    if d.pkts:
+        return _PARTIAL
+    return _INACTIVE
+
+
+def _conn_state(flow: _Flow) -> str:
+    """Zeek's conn_state (base/protocols/conn/main.zeek), originator = client."""
+    o, r = flow.client, flow.server
+    established = o.syn and r.synack and o.ack_after_synack
+    os_ = _ep_state(o, established)
+    rs = _ep_state(r, established)
+    o_inactive = os_ in (_INACTIVE, _PARTIAL)
+    r_inactive = rs in (_INACTIVE, _PARTIAL)
+    if rs == _RESET:
+        if os_ in (_SYN_SENT, _SYN_ACK_SENT) or (
+            os_ == _RESET and o.first_data_ts < 0 and r.first_data_ts < 0
+        ):
+            return "REJ"
+        return "RSTRH" if o_inactive else "RSTR"
+    if os_ == _RESET:
+        if r_inactive:
+            return "RSTOS0" if _RST_HISTORY.match(_history(flow)) else "OTH"
+        return "RSTO"
+    if rs == _CLOSED and os_ == _CLOSED:
+        return "SF"
+    if os_ == _CLOSED:
+        return "SH" if r_inactive else "S2"
+    if rs == _CLOSED:
+        return "SHR" if o_inactive else "S3"
+    if os_ == _SYN_SENT and rs == _INACTIVE:
+        return "S0"
+    if os_ == _ESTABLISHED and rs == _ESTABLISHED:
+        return "S1"
+    return "OTH"
+
+
+def _history(flow: _Flow) -> str:
+    """Zeek history letters: originator upper case, responder lower case."""
+    client_is_a = flow.client_is_a
+    out = ["^"] if not client_is_a else []
+    for letter, is_a in flow.events:
+        out.append(letter if is_a == client_is_a else letter.lower())
+    return "".join(out)

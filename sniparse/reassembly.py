@@ -35,7 +35,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
-__all__ = ["Stream", "Span", "seq_offset", "DEFAULT_CAP"]
+__all__ = ["DEFAULT_CAP", "Span", "Stream", "seq_offset"]
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
@@ -73,21 +73,21 @@ class Stream:
     """
 
     __slots__ = (
-        "base",
-        "cap",
-        "data",
-        "max_pending",
+        "_cuts",
         "_pending",
         "_pending_bytes",
         "_run_end",
         "_run_frame",
         "_run_ts",
-        "_cuts",
-        "seen_end",
+        "base",
+        "cap",
         "conflicts",
+        "data",
+        "max_pending",
         "overflow",
-        "segments_seen",
         "released",
+        "seen_end",
+        "segments_seen",
     )
 
     def __init__(self, base_seq: int, cap: int = DEFAULT_CAP, *, max_pending: int = 256) -> None:
@@ -128,8 +128,7 @@ class Stream:
         off = seq_offset(seq, self.base)
         cap = self.cap
         captured = len(payload)
-        if wire_len < captured:
-            wire_len = captured
+        wire_len = max(wire_len, captured)
         wire_end = off + wire_len
         if wire_end > self.seen_end:
             self.seen_end = min(wire_end, cap + 1)

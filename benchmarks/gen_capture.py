@@ -247,13 +247,60 @@ def _ip4_partial(src: bytes, dst: bytes) -> int:
 
 
 class Flow:
-    """One TCP connection: addresses, link headers, plan, and its packet generator."""
+    """One TCP connection: addresses, link headers, plan (filled in by ``new_flow``)."""
 
     __slots__ = (
-        "cip", "sip", "cport", "sport", "v6", "iface", "link_c2s", "link_s2c", "part_c2s",
-        "part_s2c", "ipid", "sni", "status", "outcome", "alert", "hello", "two_seg", "ooo",
-        "retrans", "n_data", "vlan", "frame", "outcome_frame", "client_ip", "server_ip",
+        "alert",
+        "cip",
+        "client_ip",
+        "cport",
+        "frame",
+        "hello",
+        "iface",
+        "ipid",
+        "link_c2s",
+        "link_s2c",
+        "n_data",
+        "ooo",
+        "outcome",
+        "outcome_frame",
+        "part_c2s",
+        "part_s2c",
+        "retrans",
+        "server_ip",
+        "sip",
+        "sni",
+        "sport",
+        "status",
+        "two_seg",
+        "v6",
+        "vlan",
     )
+    cip: bytes
+    sip: bytes
+    cport: int
+    sport: int
+    v6: bool
+    iface: int
+    link_c2s: bytes
+    link_s2c: bytes
+    part_c2s: int
+    part_s2c: int
+    ipid: int
+    sni: str | None
+    status: str
+    outcome: str
+    alert: int | None
+    hello: bytes
+    two_seg: bool
+    ooo: bool
+    retrans: bool
+    n_data: int
+    vlan: int
+    frame: int
+    outcome_frame: int
+    client_ip: str
+    server_ip: str
 
 
 class Generator:
@@ -288,7 +335,7 @@ class Generator:
         self.servers6 = [(bytes.fromhex("20010db80000000000000000000000") + bytes([i]), 443)
                          for i in range(1, 7)]
         self.next_port: dict[bytes, int] = {}
-        self.macs = [bytes.fromhex("02005e0000%02x" % i) for i in range(1, 9)]
+        self.macs = [bytes([2, 0, 0x5E, 0, 0, i]) for i in range(1, 9)]
 
     # -- link headers -------------------------------------------------------------------------
 
@@ -479,9 +526,7 @@ class Generator:
     def _budget_left(self) -> bool:
         if self.max_packets is not None and self.packets >= self.max_packets:
             return False
-        if self.max_bytes is not None and self.bytes + len(self.buf) >= self.max_bytes:
-            return False
-        return True
+        return self.max_bytes is None or self.bytes + len(self.buf) < self.max_bytes
 
     def run(self) -> None:
         """Interleave flows until the budget is spent, then let open flows finish."""

@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import dpkt
-
+import dpkt  # type: ignore[import-untyped]
 from _peer import Tracker, ip_text, sni_from_extension
 
 TCP_RST, TCP_FIN = 0x04, 0x01

@@ -17,14 +17,13 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-from scapy.all import IP, TCP, IPv6, PcapReader, load_layer  # noqa: E402
+from scapy.all import IP, TCP, IPv6, PcapReader, load_layer
 
 load_layer("tls")
-from scapy.layers.tls.extensions import TLS_Ext_ServerName  # noqa: E402
-from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello  # noqa: E402
-from scapy.layers.tls.record import TLS, TLSAlert  # noqa: E402
-
-from _peer import Tracker  # noqa: E402
+from _peer import Tracker
+from scapy.layers.tls.extensions import TLS_Ext_ServerName
+from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
+from scapy.layers.tls.record import TLS, TLSAlert
 
 
 def hello_sni(payload: bytes) -> tuple[str | None, str] | None:
@@ -59,7 +58,7 @@ def main() -> int:
             break
         if TCP not in pkt:
             continue
-        ip = pkt[IP] if IP in pkt else pkt[IPv6] if IPv6 in pkt else None
+        ip = pkt.getlayer(IP) or pkt.getlayer(IPv6)
         if ip is None:
             continue
         tcp = pkt[TCP]

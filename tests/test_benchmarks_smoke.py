@@ -8,10 +8,12 @@ peer (and sniparse, when its CLI is ready) and checks the agreement it computes.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +22,11 @@ dpkt = pytest.importorskip("dpkt")
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-import gen_capture  # noqa: E402
-import run  # noqa: E402
+import gen_capture
+import run
 
 
-def _truth(path: Path) -> list[dict[str, object]]:
+def _truth(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
@@ -47,8 +49,8 @@ def _dpkt_hellos(path: Path) -> tuple[int, Counter[tuple[str, int, str, int]], i
                 rsts += 1
             d = tcp.data
             if len(d) > 5 and d[0] == 0x16 and d[5] == 1:
-                hellos[(run._norm_ip(gen_capture.ipaddress.ip_address(ip.src)), tcp.sport,
-                        run._norm_ip(gen_capture.ipaddress.ip_address(ip.dst)), tcp.dport)] += 1
+                hellos[(str(ipaddress.ip_address(ip.src)), tcp.sport,
+                        str(ipaddress.ip_address(ip.dst)), tcp.dport)] += 1
     return frames, hellos, rsts
 
 

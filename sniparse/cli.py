@@ -391,6 +391,7 @@ def _plain_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _render_rich(report: Report, *, flows: bool, quiet: bool, ingress: Any) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -413,9 +414,11 @@ def _render_rich(report: Report, *, flows: bool, quiet: bool, ingress: Any) -> N
     if ex:
         con.print(f"Example: {ex}", highlight=False)
     for sec in _sections(report, flows=flows):
-        table = Table(title=sec.title, title_justify="left", title_style="bold")
-        for h in sec.headers:
-            table.add_column(h)
+        table = Table(title=sec.title, title_justify="left", title_style="bold",
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+        for i, h in enumerate(sec.headers):
+            # Addresses must stay whole and readable; the other columns may wrap.
+            table.add_column(h, no_wrap=i == 0 or h in ("client", "server", "count"))
         for r in sec.rows:
             table.add_row(*r)
         con.print(table)

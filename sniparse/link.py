@@ -411,7 +411,7 @@ def _sll(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
     """
     if off + 16 > len(data):
         return LINK_TRUNCATED, off, _NO_VLAN
-    hatype, proto = unpack_from("!H12xH", data, off + 2)
+    hatype, proto = unpack_from("!H10xH", data, off + 2)
     if hatype == _ARPHRD_NETLINK:
         return LINK_NOT_IP, off + 16, _NO_VLAN
     return _sll_proto(data, proto, off + 16)

@@ -628,8 +628,8 @@ def _correlate_ingress(paths: tuple[str, ...], report: Report) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format. Example: --format json")
 @click.option("--fail-on-no-sni", is_flag=True,
-              help="Exit with status 3 when the server does not serve clients without SNI. "
-                   "Example: sniparse probe --fail-on-no-sni 10.0.0.9:443")
+              help="Exit with status 3 when the server does not serve clients without SNI "
+                   "(status 1 when it cannot be reached at all). Example: sniparse probe --fail-on-no-sni 10.0.0.9:443")
 @click.pass_context
 def probe_cmd(
     ctx: click.Context,
@@ -641,6 +641,8 @@ def probe_cmd(
     fail_on_no_sni: bool,
 ) -> None:
     """Connect to HOST[:PORT] with and without SNI and report how the server reacts to each.
+    Exit status: 0 done, 1 could not connect, 2 usage error, 3 --fail-on-no-sni and the
+    server refuses clients without SNI.
 
     Example: sniparse probe api.example.com:443 --connect 10.0.0.9
     """
@@ -651,13 +653,17 @@ def probe_cmd(
     try:
         result = probe(target, sni=sni, connect=connect, timeout=timeout)
     except SniparseError as e:
-        _fail(str(e))
+        # A target that cannot be parsed is a usage error; anything else could not be probed.
+        _fail(str(e), EXIT_USAGE if isinstance(e, ValueError) else EXIT_NOT_A_CAPTURE)
     except OSError as e:
         _fail(f"cannot probe {target}: {e.strerror or e}")
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(str(result.render_text()).rstrip("\n"))
+    if getattr(result.without_sni, "result", None) == "connect_error":
+        # No TCP connection at all: nothing was learnt about SNI; not a "no" for scripts.
+        ctx.exit(EXIT_NOT_A_CAPTURE)
     if fail_on_no_sni and not result.non_sni_supported:
         ctx.exit(EXIT_NO_SNI)
 

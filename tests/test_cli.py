@@ -273,3 +273,75 @@ def test_end_to_end_fixture(fixtures_dir: Path) -> None:
     assert len(json.loads(j.stdout)["handshakes"]) == len(rows)
     t = run(cap)
     assert t.exit_code == 0 and t.stdout.startswith("VERDICT:")
+
+
+class _FakeAttempt:
+    def __init__(self, result: str) -> None:
+        self.result = result
+
+
+class _FakeProbe:
+    def __init__(self, supported: bool, result: str = "server_reset") -> None:
+        self.non_sni_supported = supported
+        self.without_sni = _FakeAttempt("server_hello" if supported else result)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"non_sni_supported": self.non_sni_supported}
+
+    def render_text(self) -> str:
+        return f"supported={self.non_sni_supported}\n"
+
+
+@pytest.mark.parametrize(
+    ("supported", "result", "flag", "code"),
+    [
+        (False, "server_reset", True, 3),
+        (False, "server_reset", False, 0),
+        (True, "server_hello", True, 0),
+        (False, "connect_error", True, 1),
+    ],
+)
+def test_probe_exit_codes(monkeypatch: pytest.MonkeyPatch, supported: bool, result: str,
+                          flag: bool, code: int) -> None:
+    probe_mod = pytest.importorskip("sniparse.probe")
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_probe(target: str, **kw: Any) -> _FakeProbe:
+        calls.append((target, kw))
+        return _FakeProbe(supported, result)
+
+    monkeypatch.setattr(probe_mod, "probe", fake_probe)
+    args = ["probe", "api.example.test:8443", "--sni", "api.example.test", "--connect",
+            "127.0.0.1", "--timeout", "2", "--format", "json"]
+    r = run(*args, *(["--fail-on-no-sni"] if flag else []))
+    assert r.exit_code == code, r.output
+    assert json.loads(r.stdout) == {"non_sni_supported": supported}
+    assert calls == [("api.example.test:8443",
+                      {"sni": "api.example.test", "connect": "127.0.0.1", "timeout": 2.0})]
+
+
+def test_probe_refused_port_real() -> None:
+    pytest.importorskip("sniparse.probe")
+    r = run("probe", "127.0.0.1:1", "--timeout", "1")
+    assert r.exit_code == 1
+    assert "Traceback" not in r.output
+    bad = run("probe", "bad target:xx")
+    assert bad.exit_code == 2 and bad.stderr.startswith("sniparse: error:")
+
+
+def test_logs_and_ingress_wiring(fake: dict[str, Any], tmp_path: Path) -> None:
+    log = tmp_path / "envoy.log"
+    log.write_text("")
+    try:
+        import sniparse.ingress  # noqa: F401
+    except ImportError:
+        # Not built yet: the commands must fail cleanly, never with a traceback.
+        for args in (["logs", str(log)], ["--ingress-log", str(log), "cap.pcap"]):
+            r = run(*args)
+            assert r.exit_code == 1 and "not available" in r.stderr
+            assert "Traceback" not in r.output
+        return
+    r = run("--format", "json", "--ingress-log", str(log), "cap.pcap")
+    assert r.exit_code == 0, r.output
+    assert "ingress" in json.loads(r.stdout)
+    assert run("logs", str(log)).exit_code in (0, 1)

@@ -1,8 +1,54 @@
-"""Capture input: the only module that opens files.  (skeleton: being implemented)"""
+"""Capture input: the only module that opens files.
+
+:class:`CaptureReader` turns what a user hands over -- a path, ``"-"`` for standard
+input, the capture's bytes, a binary file object, or a list of those -- into one stream
+of :class:`Record` tuples in time order.
+
+* Format and compression are recognised by their first bytes, never by the file name
+  (real captures named ``.pcap`` are often pcapng and the other way round): classic pcap
+  (:mod:`sniparse.pcap`), pcapng (:mod:`sniparse.pcapng`), each possibly inside gzip,
+  bzip2, xz or zstd (the last needs the optional ``zstandard`` package).
+* Streaming: files are read in chunks of ``chunk_size`` bytes (1 MiB) and decompressors
+  are asked for at most that much at a time, so memory does not grow with the file.
+  A decompression bomb (output beyond ``max_ratio`` times the compressed size, or beyond
+  ``max_decompressed`` bytes) is stopped with a ``limit`` Issue.
+* Several sources are one capture: their records are merged by timestamp (a rotated
+  ``tcpdump -C``/``-G`` set may be given in any order). Each file is opened only when the
+  merge reaches its first timestamp, so a rotated set of a thousand files holds one or
+  two of them open at a time. Ties keep the order of the files' first timestamps.
+* Input that is not a capture at all (missing file, directory, empty file, unknown
+  format) raises :class:`~sniparse.errors.NotACaptureError` -- or its subclass
+  :class:`~sniparse.errors.CaptureReadError` for I/O failures -- with a one-line message
+  naming the file, when the reader is created. Everything else found while reading
+  (truncated or corrupt records, a broken compressed stream) becomes an Issue; nothing is
+  skipped silently.
+
+Interfaces: every pcap file header and every pcapng Interface Description Block becomes
+an :class:`Interface` with a capture-wide index (``Record.iface``). Across *different*
+files, interfaces that look the same (link type, snaplen, name, FCS length) share one
+index, so the files of a rotated set do not multiply the interface table.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import bz2
+import gzip
+import heapq
+import io
+import lzma
+import os
+import stat
+import sys
+import zlib
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, NamedTuple, Union, cast
+
+from .errors import CaptureReadError, Issues, NotACaptureError
+from .pcap import PcapFramer, PcapHeader, is_pcap_magic
+from .pcapng import PcapngFramer, PcapngInterface, is_pcapng_magic
+
+__all__ = ["CaptureReader", "Interface", "Record", "SourceLike", "sniff_format"]
 
 
 class Record(NamedTuple):
@@ -20,3 +66,572 @@ class Record(NamedTuple):
     data: bytes
     origlen: int
     iface: int
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One capture interface. ``index`` is what ``Record.iface`` refers to; ``snaplen``
+    is 0 when unlimited; ``name`` is pcapng's ``if_name`` (None for classic pcap);
+    ``source`` names the file it was first declared in; ``fcs_len`` is the number of
+    Frame Check Sequence bytes that end each frame when the file says so."""
+
+    index: int
+    linktype: int
+    snaplen: int
+    name: str | None
+    source: str
+    fcs_len: int | None = None
+
+
+SourceLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+
+CHUNK = 1 << 20
+_SNIFF = 64
+
+_GZIP = b"\x1f\x8b"
+_BZIP2 = b"BZh"
+_XZ = b"\xfd7zXZ\x00"
+_ZSTD = b"\x28\xb5\x2f\xfd"
+
+
+def sniff_format(head: bytes) -> str | None:
+    """``"pcap"``, ``"pcapng"``, ``"gzip"``, ``"bzip2"``, ``"xz"``, ``"zstd"`` or None,
+    from the first bytes of a file (at least 12 for a sure answer)."""
+    if is_pcap_magic(head):
+        return "pcap"
+    if is_pcapng_magic(head):
+        return "pcapng"
+    if head.startswith(_GZIP):
+        return "gzip"
+    if head.startswith(_BZIP2) and len(head) >= 4 and head[3:4] in b"123456789":
+        return "bzip2"
+    if head.startswith(_XZ):
+        return "xz"
+    if head.startswith(_ZSTD):
+        return "zstd"
+    return None
+
+
+def _guess(head: bytes) -> str:
+    """A short hint about what a non-capture file looks like."""
+    if head.startswith(b"snoop\0\0\0"):
+        return "a Solaris snoop capture; convert it first: editcap -F pcap in.snoop out.pcap"
+    if head.startswith(b"GMBU"):
+        return "a Microsoft Network Monitor capture; convert it first with editcap -F pcap"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive; unpack it first"
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return "JSON text, not a capture"
+    if stripped[:1] == b"<":
+        return "HTML/XML text, not a capture"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
+        return "text, not a capture"
+    return "not a pcap or pcapng capture (starts with " + head[:8].hex(" ") + ")"
+
+
+# -- raw streams --------------------------------------------------------------------------
+
+
+class _Bomb(Exception):
+    """Decompressed output went past its cap (internal; becomes a ``limit`` Issue)."""
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream: ``prefix`` first, then ``raw``. Counts the raw bytes through
+    ``count`` and turns I/O errors of ``raw`` into :class:`CaptureReadError`."""
+
+    def __init__(self, prefix: bytes, raw: Any, name: str, count: Callable[[int], None]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._raw = raw
+        self._name = name
+        self._count = count
+        self.raw_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            n = 1 << 62
+        if self._prefix:
+            out = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return out
+        try:
+            data = self._raw.read(n)
+        except OSError as e:
+            raise CaptureReadError(f"{self._name}: read failed: {e.strerror or e}") from e
+        if data is None:
+            data = b""
+        data = bytes(data)
+        self.raw_read += len(data)
+        self._count(len(data))
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _Capped(io.RawIOBase):
+    """Counts decompressed output and raises :class:`_Bomb` beyond ``cap(out)``."""
+
+    def __init__(self, inner: Any, over: Callable[[int], bool]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._over = over
+        self.out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = self._inner.read(n if n is not None and n >= 0 else CHUNK)
+        self.out += len(data)
+        if self._over(self.out):
+            raise _Bomb(self.out)
+        return bytes(data)
+
+
+def _decompressor(kind: str, raw: _Prefixed, name: str) -> Any:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(raw, "rb")
+    if kind == "xz":
+        return lzma.LZMAFile(cast(IO[bytes], raw), "rb")
+    try:
+        import zstandard
+    except ImportError:
+        raise NotACaptureError(
+            f"{name}: zstd-compressed, and the optional 'zstandard' package is not "
+            "installed (pip install 'sniparse[zstd]', or decompress it with unzstd first)"
+        ) from None
+    return zstandard.ZstdDecompressor().stream_reader(
+        cast(IO[bytes], raw), read_across_frames=True
+    )
+
+
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [EOFError, OSError, zlib.error, lzma.LZMAError, ValueError]
+    try:
+        import zstandard
+
+        errs.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+class _Opened(NamedTuple):
+    stream: Any  # has read(n) -> bytes; decompressed when needed
+    fmt: str  # "pcap" | "pcapng"
+    compression: str | None
+    close: Callable[[], None]
+
+
+class _Source:
+    """One input as given, plus what is known about it before reading."""
+
+    def __init__(self, obj: object, index: int) -> None:
+        self.obj = obj
+        self.index = index
+        self.reopenable = True
+        self.size: int | None = None
+        self.kept: _Opened | None = None  # opened once and kept (stdin, file objects)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            self.kind = "bytes"
+            self.name = "<bytes>" if index == 0 else f"<bytes #{index + 1}>"
+            self.size = len(obj)
+        elif isinstance(obj, str) and obj == "-":
+            self.kind = "stdin"
+            self.name = "-"
+            self.reopenable = False
+        elif isinstance(obj, (str, os.PathLike)):
+            self.kind = "path"
+            self.name = os.fsdecode(obj)
+        elif hasattr(obj, "read"):
+            self.kind = "file"
+            fname = getattr(obj, "name", None)
+            self.name = fname if isinstance(fname, str) else "<stream>"
+            self.reopenable = False
+            try:
+                st = os.fstat(obj.fileno())  # type: ignore[attr-defined]
+                if stat.S_ISREG(st.st_mode):
+                    self.size = st.st_size - obj.tell()  # type: ignore[attr-defined]
+            except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+                pass
+        else:
+            raise NotACaptureError(
+                f"cannot read a capture from a {type(obj).__name__} object "
+                "(give a path, '-', bytes or a binary file object)"
+            )
+
+
+def _flatten(sources: object) -> list[object]:
+    if isinstance(sources, (str, bytes, bytearray, memoryview, os.PathLike)) or hasattr(
+        sources, "read"
+    ):
+        return [sources]
+    try:
+        items = list(sources)  # type: ignore[call-overload]
+    except TypeError:
+        return [sources]
+    out: list[object] = []
+    for it in items:
+        if isinstance(it, (list, tuple)):
+            out.extend(it)
+        else:
+            out.append(it)
+    return out
+
+
+class _Peek(NamedTuple):
+    first_ts: int | None
+    source: _Source
+
+
+class CaptureReader:
+    """Reads one capture from one or several sources; iterate it for :class:`Record`\\ s.
+
+    ``sources``: a path (str or PathLike), ``"-"`` for standard input, the capture's
+    ``bytes``, a binary file object, or a list of those (merged by timestamp into one
+    capture). ``issues`` collects everything that goes wrong inside the capture.
+    ``progress`` is called after each chunk read with ``(bytes_read, bytes_total)``.
+    ``max_ratio`` / ``max_decompressed`` cap decompressed output (see the module notes).
+
+    Raises :class:`~sniparse.errors.NotACaptureError` (or
+    :class:`~sniparse.errors.CaptureReadError`) when a source is not a readable capture.
+    Sources that are streams (stdin, file objects) can be read only once.
+
+    Attributes: ``interfaces`` (list of :class:`Interface`, grows while reading),
+    ``files`` (source names), ``bytes_read`` (raw bytes read so far, compressed bytes for
+    compressed files), ``bytes_total`` (the sum of the sources' sizes when all are known,
+    else 0), ``formats`` (per source ``"pcap"`` / ``"pcapng"``, with ``"+gzip"`` etc.).
+    """
+
+    def __init__(
+        self,
+        sources: object,
+        issues: Issues,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        chunk_size: int = CHUNK,
+        max_ratio: int = 1000,
+        max_decompressed: int | None = None,
+    ) -> None:
+        self.issues = issues
+        self.progress = progress
+        self.chunk_size = max(4096, int(chunk_size))
+        self.max_ratio = max_ratio
+        self.max_decompressed = max_decompressed
+        self.interfaces: list[Interface] = []
+        self._iface_keys: dict[tuple[object, ...], list[int]] = {}
+        items = _flatten(sources)
+        if not items:
+            raise NotACaptureError("no capture file given")
+        self._sources = [_Source(obj, i) for i, obj in enumerate(items)]
+        self.files: list[str] = [s.name for s in self._sources]
+        self.formats: list[str] = []
+        self.bytes_read = 0
+        sizes: list[int | None] = []
+        for src in self._sources:
+            opened = self._open(src, count=False)
+            self.formats.append(opened.fmt + (f"+{opened.compression}" if opened.compression else ""))
+            if src.reopenable:
+                opened.close()
+            else:
+                src.kept = opened
+            sizes.append(src.size)
+        self.bytes_total = sum(s for s in sizes if s is not None) if None not in sizes else 0
+
+    # -- opening ------------------------------------------------------------------------
+    def _count(self, n: int) -> None:
+        self.bytes_read += n
+
+    def _open(self, src: _Source, *, count: bool = True) -> _Opened:
+        """Open ``src``, detect compression and format; raise NotACaptureError when it
+        is not a capture."""
+        if src.kept is not None:
+            kept, src.kept = src.kept, None
+            return kept
+        name = src.name
+        close: Callable[[], None] = lambda: None
+        raw: Any
+        if src.kind == "path":
+            path = src.obj
+            try:
+                st = os.stat(path)  # type: ignore[arg-type]
+            except FileNotFoundError:
+                raise CaptureReadError(f"{name}: no such file") from None
+            except OSError as e:
+                raise CaptureReadError(f"{name}: cannot open: {e.strerror or e}") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise NotACaptureError(f"{name}: is a directory, not a capture file")
+            if stat.S_ISREG(st.st_mode):
+                src.size = st.st_size
+            try:
+                f = open(path, "rb", buffering=0)  # type: ignore[call-overload]  # noqa: SIM115
+            except OSError as e:
+                raise CaptureReadError(f"{name}: cannot open: {e.strerror or e}") from None
+            raw = f
+            close = f.close
+        elif src.kind == "bytes":
+            raw = io.BytesIO(bytes(src.obj))  # type: ignore[call-overload]
+        elif src.kind == "stdin":
+            raw = getattr(sys.stdin, "buffer", None)
+            if raw is None:
+                raise CaptureReadError("-: standard input is not available")
+        else:
+            raw = src.obj
+        try:
+            return self._sniff(src, raw, close, count)
+        except BaseException:
+            close()
+            raise
+
+    def _sniff(self, src: _Source, raw: Any, close: Callable[[], None], count: bool) -> _Opened:
+        name = src.name
+        counter = self._count if count else (lambda n: None)
+        pre = _Prefixed(b"", raw, name, counter)
+        head = _read_full(pre, _SNIFF)
+        if not head:
+            raise NotACaptureError(f"{name}: empty file, not a capture")
+        stream: Any = _Prefixed(head, raw, name, counter)
+        kind = sniff_format(head)
+        if kind is None:
+            raise NotACaptureError(f"{name}: {_guess(head)}")
+        compression: str | None = None
+        if kind not in ("pcap", "pcapng"):
+            compression = kind
+            dec = _decompressor(kind, stream, name)
+            stream = _Capped(dec, self._bomb_check(src, len(head), stream))
+            try:
+                dhead = _read_full(stream, _SNIFF)
+            except _decompress_errors() as e:
+                raise NotACaptureError(f"{name}: {kind} data that cannot be decompressed ({e})") from None
+            except _Bomb:
+                raise NotACaptureError(f"{name}: {kind} data that expands beyond the limit") from None
+            if not dhead:
+                raise NotACaptureError(f"{name}: {kind}-compressed, but empty inside")
+            fmt = sniff_format(dhead)
+            if fmt not in ("pcap", "pcapng"):
+                raise NotACaptureError(f"{name}: {kind}-compressed, but inside it is {_guess(dhead)}")
+            stream = _Prefixed(dhead, stream, name, lambda n: None)
+        else:
+            fmt = kind
+        return _Opened(stream, fmt, compression, close)
+
+    def _bomb_check(self, src: _Source, head: int, raw: _Prefixed) -> Callable[[int], bool]:
+        """The cap on decompressed output: ``max_ratio`` times the compressed size (the
+        file's size when known, else what has been read of it so far; at least 64 KiB),
+        and ``max_decompressed`` when set."""
+        ratio = self.max_ratio
+        absolute = self.max_decompressed
+        size = src.size
+
+        def over(out: int) -> bool:
+            if absolute is not None and out > absolute:
+                return True
+            base = size if size is not None else head + raw.raw_read
+            return out > ratio * max(base, 64 * 1024)
+
+        return over
+
+    # -- interfaces ---------------------------------------------------------------------
+    def _registrar(self, src: _Source) -> tuple[
+        Callable[[PcapHeader], int], Callable[[PcapngInterface], int]
+    ]:
+        used: set[int] = set()
+
+        def add(linktype: int, snaplen: int, name: str | None, fcs: int | None) -> int:
+            key = (linktype, snaplen, name, fcs)
+            for idx in self._iface_keys.get(key, ()):
+                if idx not in used:
+                    used.add(idx)
+                    return idx
+            idx = len(self.interfaces)
+            self.interfaces.append(Interface(idx, linktype, snaplen, name, src.name, fcs))
+            self._iface_keys.setdefault(key, []).append(idx)
+            used.add(idx)
+            return idx
+
+        def pcap(h: PcapHeader) -> int:
+            return add(h.linktype, h.snaplen, None, h.fcs_len)
+
+        def pcapng(i: PcapngInterface) -> int:
+            return add(i.linktype, i.snaplen, i.name, i.fcs_len)
+
+        return pcap, pcapng
+
+    # -- reading ------------------------------------------------------------------------
+    def _chunks(self, opened: _Opened, name: str, quiet: bool = False) -> Iterator[bytes]:
+        """The stream's bytes in chunks; a broken compressed stream ends it with an
+        Issue."""
+        read = opened.stream.read
+        size = self.chunk_size
+        progress = None if quiet else self.progress
+        errors = _decompress_errors() if opened.compression else ()
+        while True:
+            try:
+                data = read(size)
+            except CaptureReadError:
+                raise
+            except _Bomb as e:
+                if not quiet:
+                    self.issues.add(
+                        "limit",
+                        "capture",
+                        f"{name}: decompressed data passed {e.args[0]} bytes, beyond the "
+                        f"limit for its compressed size; the rest was not read",
+                    )
+                return
+            except errors as e:
+                if not quiet:
+                    kind = "truncated" if isinstance(e, EOFError) else "malformed"
+                    self.issues.add(
+                        kind,
+                        "capture",
+                        f"{name}: the {opened.compression} stream is "
+                        + ("cut short" if kind == "truncated" else f"corrupt ({e})")
+                        + "; everything before that point was read",
+                    )
+                return
+            if not data:
+                return
+            if progress is not None:
+                progress(self.bytes_read, self.bytes_total)
+            yield data
+
+    def _records_of(
+        self, src: _Source, *, merged: bool, quiet: bool = False
+    ) -> Generator[Record, None, None]:
+        """Every record of one source, ``frame`` counted within the source."""
+        opened = self._open(src, count=not quiet)
+        try:
+            issues = Issues() if quiet else self.issues
+            reg_pcap, reg_ng = self._registrar(src)
+            framer: PcapFramer | PcapngFramer
+            if opened.fmt == "pcap":
+                framer = PcapFramer(
+                    issues,
+                    name=src.name if merged else "",
+                    register=None if quiet else reg_pcap,
+                    frame_in_detail=merged,
+                    record_type=Record,
+                )
+            else:
+                framer = PcapngFramer(
+                    issues,
+                    name=src.name if merged else "",
+                    register=None if quiet else reg_ng,
+                    frame_in_detail=merged,
+                    record_type=Record,
+                )
+            buf = b""
+            pos = 0
+            base = 0
+            for chunk in self._chunks(opened, src.name, quiet):
+                if pos < len(buf):
+                    base += pos
+                    buf = buf[pos:] + chunk
+                else:
+                    base += len(buf)
+                    buf = chunk
+                framer.offset = base
+                pos = yield from framer.records(buf, 0, False)  # type: ignore[misc]
+            base += pos
+            buf = buf[pos:]
+            framer.offset = base
+            yield from framer.records(buf, 0, True)  # type: ignore[misc]
+        finally:
+            opened.close()
+
+    def __iter__(self) -> Iterator[Record]:
+        self.bytes_read = 0
+        if len(self._sources) == 1:
+            return self._records_of(self._sources[0], merged=False)
+        return self._merge()
+
+    def _peek(self, src: _Source) -> int | None:
+        """The first record's timestamp of a reopenable source, read quietly."""
+        gen = self._records_of(src, merged=True, quiet=True)
+        try:
+            first = next(gen, None)
+        finally:
+            gen.close()
+        return None if first is None else first.ts_ns
+
+    def _merge(self) -> Iterator[Record]:
+        """Records of all sources in timestamp order, renumbered over the capture."""
+        firsts: list[tuple[int, int, _Source]] = []  # (first_ts, source index, source)
+        started: dict[int, tuple[Record, Iterator[Record]]] = {}
+        gen: Iterator[Record]
+        for src in self._sources:
+            if src.reopenable:
+                ts = self._peek(src)
+                if ts is None:
+                    # No records: read it now, for its interfaces and issues.
+                    for _ in self._records_of(src, merged=True):
+                        pass
+                    continue
+            else:
+                # A stream can be read only once: start it now and keep its first record.
+                gen = self._records_of(src, merged=True)
+                first = next(gen, None)
+                if first is None:
+                    continue
+                started[src.index] = (first, gen)
+                ts = first.ts_ns
+            firsts.append((ts, src.index, src))
+        # Ties between files keep the order of their first timestamps, then their own.
+        firsts.sort(key=lambda f: (f[0], f[1]))
+        heap: list[tuple[int, int, int, Record, Iterator[Record]]] = []
+        pending: list[tuple[int, int, _Source]] = []  # reverse order: pop() is the next
+        for rank, (ts, idx, src) in enumerate(firsts):
+            if idx in started:
+                rec, gen = started[idx]
+                heap.append((ts, rank, 0, rec, gen))
+            else:
+                pending.append((ts, rank, src))
+        heapq.heapify(heap)
+        pending.reverse()
+        seq = 1
+        frame = 0
+        tnew = tuple.__new__
+        while heap or pending:
+            if pending and (not heap or pending[-1][0] <= heap[0][0]):
+                # Open a file only when the merge reaches its first timestamp.
+                _, rank, src = pending.pop()
+                gen = self._records_of(src, merged=True)
+                opened = next(gen, None)
+                if opened is not None:
+                    heapq.heappush(heap, (opened.ts_ns, rank, seq, opened, gen))
+                    seq += 1
+                continue
+            _ts, rank, _s, rec, gen = heap[0]
+            frame += 1
+            yield tnew(Record, (frame, *rec[1:]))
+            nxt = next(gen, None)
+            if nxt is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (nxt.ts_ns, rank, seq, nxt, gen))
+                seq += 1
+
+
+def _read_full(stream: Any, n: int) -> bytes:
+    """Up to ``n`` bytes, reading again after short reads (pipes deliver in pieces)."""
+    out = b""
+    while len(out) < n:
+        data = stream.read(n - len(out))
+        if not data:
+            break
+        out += data
+    return out

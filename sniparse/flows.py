@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .errors import Issues, MalformedError, SniparseError
-from .reassembly import Stream
+from .reassembly import Span, Stream
 from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
 from .tls import (
     ClientHello,
@@ -218,6 +218,7 @@ class _Flow:
         "first_ts",
         "hello_end",
         "hello_start",
+        "hspan",
         "hrr",
         "hrr_state",
         "in_decided",
@@ -251,6 +252,7 @@ class _Flow:
         self.proxy_client: str | None = None
         self.ch: ClientHello | None = None
         self.hello_end = 0
+        self.hspan: Span | None = None   # segments that delivered the hello, kept at parse time
         self.malformed: str | None = None
         self.cap_hit = False
         self.hrr = False
@@ -533,6 +535,7 @@ class FlowTable:
         except MalformedError as e:
             flow.malformed = e.detail
             flow.hello_end = len(st.data)
+            flow.hspan = st.span(flow.hello_start, max(flow.hello_end, flow.hello_start + 1))
             flow.q = _Q_DONE
             self.issues.add(
                 "malformed", "tls", f"malformed ClientHello: {e.detail}",
@@ -543,11 +546,13 @@ class FlowTable:
         if r is None:
             if st.full:
                 flow.cap_hit = True
+                flow.hspan = st.span(flow.hello_start, len(st.data))
                 flow.q = _Q_DONE
             return
         ch, end = r
         flow.ch = ch
         flow.hello_end = end
+        flow.hspan = st.span(flow.hello_start, end)
         flow.q = _Q_DONE
 
     def _read_second_hello(self, flow: _Flow, st: Stream, *, final: bool) -> None:
@@ -601,6 +606,9 @@ class FlowTable:
             c = flow.client
             if r.kind == "server_hello" and 0 <= c.first_data_ts <= s.first_data_ts:
                 flow.mid_record = True
+                cst = c.stream
+                if cst is not None and cst.data:
+                    flow.hspan = cst.span(0, len(cst.data))
                 flow.q = _Q_DONE
                 self._set_reaction(flow, st, 0, r)
             else:
@@ -764,11 +772,11 @@ class FlowTable:
         frame = 0
         ts_ns = c.first_data_ts if c.first_data_ts >= 0 else flow.first_ts
         hello_ts = ts_ns
-        if cst is not None and cst._run_end:
-            end = flow.hello_end if (ch is not None or flow.malformed) else len(cst.data)
-            sp = cst.span(start, max(end, start + 1))
-            if sp.segments:
-                segments, frame, ts_ns, hello_ts = sp.segments, sp.frame, sp.ts_ns, sp.last_ts_ns
+        sp = flow.hspan
+        if sp is None and cst is not None and len(cst.data) > start:
+            sp = cst.span(start, len(cst.data))
+        if sp is not None and sp.segments:
+            segments, frame, ts_ns, hello_ts = sp.segments, sp.frame, sp.ts_ns, sp.last_ts_ns
         if ch is not None:
             status = ch.sni_status
         elif flow.malformed is not None:

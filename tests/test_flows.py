@@ -1,0 +1,594 @@
+"""Flow table: outcomes, hello status, preludes, Zeek states, skipping, limits.
+
+Segments are built directly; ClientHello bytes come from Python's own TLS stack (``ssl``
+with memory BIOs, no network), server replies are written by hand from RFC 8446 §4.1.3/§6.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import ssl
+import struct
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sniparse.errors import Issues
+from sniparse.flows import FlowTable, Handshake
+from sniparse.tcp import ACK, FIN, PSH, RST, SYN, Segment, flow_key
+from sniparse.tls import HRR_RANDOM
+
+MS = 1_000_000
+T0 = 1_700_000_000 * 10**9
+
+
+def client_hello(sni: str | None, *, big: bool = False, tls13_only: bool = False) -> bytes:
+    """A real ClientHello from the ssl module (``big``: ~1.5 KB through long ALPN names)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if tls13_only:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if big:
+        ctx.set_alpn_protocols(["h2", "http/1.1"] + ["x" * 200 + str(i) for i in range(6)])
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def _record(ct: int, body: bytes) -> bytes:
+    return struct.pack("!BHH", ct, 0x0303, len(body)) + body
+
+
+def server_hello(*, hrr: bool = False) -> bytes:
+    """A TLS 1.3 ServerHello (or HelloRetryRequest) record, RFC 8446 §4.1.3."""
+    rnd = HRR_RANDOM if hrr else bytes(range(32))
+    exts = struct.pack("!HHH", 43, 2, 0x0304)
+    exts += struct.pack("!HHH", 51, 2, 0x001D) if hrr else struct.pack("!HHHH", 51, 36, 0x001D, 32) + bytes(32)
+    body = struct.pack("!H", 0x0303) + rnd + b"\x00" + struct.pack("!HB", 0x1301, 0)
+    body += struct.pack("!H", len(exts)) + exts
+    msg = b"\x02" + len(body).to_bytes(3, "big") + body
+    return _record(22, msg)
+
+
+def alert(desc: int) -> bytes:
+    return _record(21, bytes([2, desc]))
+
+
+CIP = socket.inet_aton("10.0.0.1")
+SIP = socket.inet_aton("10.0.0.2")
+
+
+class Conv:
+    """Builds the segments of one TCP conversation with consistent seq/ack numbers."""
+
+    def __init__(self, sport: int = 40000, dport: int = 443, cisn: int = 1000, sisn: int = 5000,
+                 t0: int = T0, frame0: int = 0) -> None:
+        self.sport, self.dport = sport, dport
+        self.cseq, self.sseq = cisn, sisn
+        self.t = t0
+        self.frame = frame0
+        self.segs: list[Segment] = []
+
+    def _mk(self, client: bool, flags: int, payload: bytes = b"", seq: int | None = None,
+            wire: int | None = None, dt: int = MS) -> Segment:
+        self.t += dt
+        self.frame += 1
+        if client:
+            src, dst, sp, dp = CIP, SIP, self.sport, self.dport
+            s, a = self.cseq, self.sseq
+        else:
+            src, dst, sp, dp = SIP, CIP, self.dport, self.sport
+            s, a = self.sseq, self.cseq
+        if seq is not None:
+            s = seq
+        seg = Segment(self.frame, self.t, 4, src, dst, sp, dp, s & 0xFFFFFFFF, a & 0xFFFFFFFF,
+                      flags, 65535, payload, len(payload) if wire is None else wire, b"", None, ())
+        self.segs.append(seg)
+        return seg
+
+    def handshake(self) -> Conv:
+        self.syn()
+        self.synack()
+        self.ack()
+        return self
+
+    def syn(self, payload: bytes = b"") -> Conv:
+        self._mk(True, SYN, payload)
+        self.cseq += 1 + len(payload)
+        return self
+
+    def synack(self) -> Conv:
+        self._mk(False, SYN | ACK)
+        self.sseq += 1
+        return self
+
+    def ack(self) -> Conv:
+        self._mk(True, ACK)
+        return self
+
+    def sack(self) -> Conv:
+        self._mk(False, ACK)
+        return self
+
+    def cdata(self, data: bytes, sizes: Iterable[int] | None = None) -> list[Segment]:
+        out = []
+        sizes = list(sizes) if sizes else [len(data)]
+        off = 0
+        for n in sizes + [len(data)]:
+            if off >= len(data):
+                break
+            p = data[off : off + n]
+            out.append(self._mk(True, ACK | PSH, p, seq=self.cseq + off))
+            off += len(p)
+        self.cseq += len(data)
+        return out
+
+    def sdata(self, data: bytes) -> Conv:
+        self._mk(False, ACK | PSH, data)
+        self.sseq += len(data)
+        return self
+
+    def cfin(self) -> Conv:
+        self._mk(True, FIN | ACK)
+        self.cseq += 1
+        return self
+
+    def sfin(self) -> Conv:
+        self._mk(False, FIN | ACK)
+        self.sseq += 1
+        return self
+
+    def crst(self) -> Conv:
+        self._mk(True, RST | ACK)
+        return self
+
+    def srst(self, dt: int = MS) -> Conv:
+        self._mk(False, RST | ACK, dt=dt)
+        return self
+
+
+def run(segs: Iterable[Segment], *, finish: bool = True, table: FlowTable | None = None,
+        skip_decided: bool = False) -> tuple[list[Handshake], FlowTable]:
+    t = table if table is not None else FlowTable(Issues())
+    out: list[Handshake] = []
+    for s in segs:
+        key = flow_key(s.src, s.dst, s.sport, s.dport)
+        if skip_decided and not (s.flags & (SYN | FIN | RST)) and key in t.decided:
+            continue
+        out.extend(t.feed(s))
+    if finish:
+        out.extend(t.finish())
+    return out, t
+
+
+def one(segs: Iterable[Segment], **kw: object) -> Handshake:
+    hs, _ = run(segs, **kw)  # type: ignore[arg-type]
+    assert len(hs) == 1, hs
+    return hs[0]
+
+
+def same(a: Handshake, b: Handshake) -> None:
+    """Equal up to timing of the reaction (packets may arrive in another order)."""
+    for f in ("sni", "sni_status", "unknown_reason", "segments", "outcome", "alert", "versions",
+              "alpn", "client_ip", "client_port", "server_port", "conn_state", "hrr"):
+        assert getattr(a, f) == getattr(b, f), f
+
+
+HELLO_NOSNI = client_hello(None)
+HELLO_SNI = client_hello("api.example.com")
+BIG = client_hello("big.example.com", big=True)
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+def test_sni_required_server_resets_non_sni_hello() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.srst(dt=3 * MS)
+    h = one(c.segs)
+    assert h.sni_status == "absent" and h.without_sni and h.sni is None
+    assert h.outcome == "server_reset"
+    assert h.outcome_ms == pytest.approx(3.0)
+    assert h.conn_state == "RSTR"
+    assert h.history == "ShADr"
+    assert h.client_ip == "10.0.0.1" and h.server_port == 443 and h.segments == 1
+    assert h.versions[0] == "TLSv1.3" and "TLSv1.2" in h.versions
+
+
+def test_alert_112() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.sdata(alert(112)).sfin().cfin()
+    h = one(c.segs)
+    assert (h.outcome, h.alert) == ("alert", 112)
+    assert h.outcome_ms == pytest.approx(1.0)
+    assert h.conn_state == "SF"
+
+
+def test_server_hello_with_sni_sf() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.sdata(server_hello()).ack().cfin().sfin().ack()
+    h = one(c.segs)
+    assert h.sni == "api.example.com" and h.sni_status == "present"
+    assert h.outcome == "server_hello" and h.server_version == "TLSv1.3" and not h.hrr
+    assert h.conn_state == "SF"
+    assert h.history == "ShADdFf"
+    assert h.client_hello is not None and h.ts_ns == c.segs[3].ts_ns and h.frame == 4
+
+
+def test_client_reset_server_close_no_response() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.crst()
+    h = one(c.segs)
+    assert h.outcome == "client_reset" and h.conn_state == "RSTO"
+
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.sfin().cfin()
+    h = one(c.segs)
+    assert h.outcome == "server_close" and h.conn_state == "SF" and h.outcome_ms is not None
+
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.cfin()
+    h = one(c.segs)
+    assert h.outcome == "no_response" and h.outcome_ms is None and h.conn_state == "S2"
+
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    h = one(c.segs)
+    assert h.outcome == "no_response" and h.conn_state == "S1"
+
+
+def test_non_tls_server_bytes_then_fin() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.sdata(b"HTTP/1.1 400 Bad Request\r\n\r\n").sfin().cfin()
+    h = one(c.segs)
+    assert h.outcome == "server_close" and h.detail and "not TLS" in h.detail
+
+
+# -- segmentation ---------------------------------------------------------------------------
+
+def _big_conv(order: str) -> list[Segment]:
+    c = Conv().handshake()
+    segs = c.cdata(BIG, [900])
+    c.srst()
+    pre, rst = c.segs[:3], c.segs[-1]
+    if order == "reversed":
+        segs = segs[::-1]
+    elif order == "retrans":
+        segs = [segs[0], segs[0], segs[1], segs[1]]
+    return pre + segs + [rst]
+
+
+def test_two_segment_hello_any_order() -> None:
+    base = one(_big_conv("in_order"))
+    assert base.segments == 2 and base.sni == "big.example.com"
+    assert len(BIG) > 1400
+    for order in ("reversed", "retrans"):
+        same(one(_big_conv(order)), base)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=400), min_size=0, max_size=12),
+    seed=st.integers(min_value=0, max_value=10**9),
+)
+def test_every_segmentation_same_record(sizes: list[int], seed: int) -> None:
+    c = Conv().handshake()
+    segs = c.cdata(BIG, sizes)
+    c.sdata(server_hello()).cfin().sfin()
+    pre, post = c.segs[:3], c.segs[3 + len(segs) :]
+    random.Random(seed).shuffle(segs)
+    h = one(pre + segs + post)
+    assert h.sni == "big.example.com" and h.sni_status == "present"
+    assert h.segments == len(segs)
+    assert h.outcome == "server_hello" and h.conn_state == "SF"
+
+
+def test_byte_at_a_time() -> None:
+    c = Conv().handshake()
+    segs = c.cdata(HELLO_NOSNI, [1] * len(HELLO_NOSNI))
+    c.srst()
+    h = one(c.segs)
+    assert h.segments == len(segs) == len(HELLO_NOSNI)
+    assert h.sni_status == "absent" and h.outcome == "server_reset"
+
+
+def test_sequence_wrap() -> None:
+    c = Conv(cisn=0xFFFFFFFF - 700).handshake()
+    c.cdata(BIG, [500, 500])
+    c.srst()
+    h = one(c.segs)
+    assert h.sni == "big.example.com" and h.segments == 3
+
+
+def test_tcp_fast_open() -> None:
+    c = Conv()
+    c.syn(payload=HELLO_SNI).synack().ack()
+    c.sdata(server_hello()).cfin().sfin()
+    h = one(c.segs)
+    assert h.sni == "api.example.com" and h.outcome == "server_hello" and h.frame == 1
+
+
+# -- incomplete hellos: never "absent" ------------------------------------------------------
+
+def test_snaplen_cut_is_unknown_truncated() -> None:
+    c = Conv().handshake()
+    s = c._mk(True, ACK | PSH, HELLO_NOSNI[:96], wire=len(HELLO_NOSNI))
+    c.cseq += len(HELLO_NOSNI)
+    c.srst()
+    h = one(c.segs)
+    assert (h.sni_status, h.unknown_reason) == ("unknown", "truncated")
+    assert not h.without_sni and h.outcome == "server_reset" and h.frame == s.frame
+
+
+def test_missing_segment_is_gap() -> None:
+    c = Conv().handshake()
+    segs = c.cdata(BIG, [500, 500])
+    c.srst()
+    h = one([x for x in c.segs if x is not segs[1]])
+    assert (h.sni_status, h.unknown_reason) == ("unknown", "gap")
+
+
+def test_capture_end_mid_hello() -> None:
+    c = Conv().handshake()
+    segs = c.cdata(BIG, [500])
+    h = one(c.segs[:3] + segs[:1])
+    assert (h.sni_status, h.unknown_reason) == ("unknown", "capture_end")
+    assert h.outcome == "no_response"
+
+
+def test_few_bytes_then_close_is_unknown() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI[:3])
+    c.cseq += 10
+    c.cfin()
+    h = one(c.segs)
+    assert h.sni_status == "unknown"
+
+
+def test_malformed_hello() -> None:
+    bad = bytearray(HELLO_SNI)
+    bad[9:11] = b"\x03\x03"  # keep version, break the session id length below
+    bad[43] = 200
+    c = Conv().handshake()
+    c.cdata(bytes(bad))
+    c.srst()
+    h = one(c.segs)
+    assert h.sni_status == "malformed" and h.detail
+
+
+def test_midstream() -> None:
+    # No SYN, first client bytes are the middle of a hello, server answers ServerHello.
+    c = Conv()
+    c.cseq += 200
+    c.cdata(HELLO_SNI[200:])
+    c.sdata(server_hello()).cfin().sfin()
+    h = one(c.segs)
+    assert (h.sni_status, h.unknown_reason) == ("unknown", "midstream")
+    assert h.outcome == "server_hello"
+    # Bulk data picked up mid-stream: no record, counted.
+    c = Conv()
+    c.cdata(b"\x17\x03\x03\x00\x10" + bytes(16))
+    c.sdata(b"\x17\x03\x03\x00\x10" + bytes(16))
+    hs, t = run(c.segs)
+    assert hs == [] and t.stats["midstream"] == 1
+
+
+def test_midstream_hello_start_no_syn() -> None:
+    c = Conv()
+    c.cdata(HELLO_NOSNI)
+    c.srst()
+    h = one(c.segs)
+    assert h.sni_status == "absent" and h.outcome == "server_reset" and h.conn_state == "RSTRH"
+
+
+# -- connection lifecycle ----------------------------------------------------------------------
+
+def test_port_reuse_two_records() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.srst()
+    d = Conv(cisn=90000, sisn=70000, t0=c.t + 10 * MS, frame0=c.frame).handshake()
+    d.cdata(HELLO_SNI)
+    d.sdata(server_hello()).cfin().sfin()
+    hs, t = run(c.segs + d.segs)
+    assert [h.outcome for h in hs] == ["server_reset", "server_hello"]
+    # Same tuple, new ISN, while the first flow never closed.
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    d = Conv(cisn=90000, sisn=70000, t0=c.t + 10 * MS, frame0=c.frame).handshake()
+    d.cdata(HELLO_SNI)
+    hs, t = run(c.segs + d.segs)
+    assert [h.sni for h in hs] == [None, "api.example.com"] and t.stats["port_reuse"] == 1
+
+
+def test_hrr_and_second_hello() -> None:
+    h1 = client_hello("one.example.com", tls13_only=True)
+    h2 = client_hello("two.example.com", tls13_only=True)
+    c = Conv().handshake()
+    c.cdata(h1)
+    c.sdata(server_hello(hrr=True))
+    c.cdata(_record(20, b"\x01") + h2)
+    c.sdata(server_hello()).cfin().sfin()
+    issues = Issues()
+    hs, _ = run(c.segs, table=FlowTable(issues))
+    assert len(hs) == 1
+    h = hs[0]
+    assert h.hrr and h.outcome == "server_hello" and h.sni == "one.example.com"
+    assert any("changed its SNI" in i.detail for i in issues)
+
+
+def test_zeek_classic_states() -> None:
+    c = Conv().syn().srst()
+    hs, t = run(c.segs)
+    assert hs == [] and t.stats["rejected_syn"] == 1
+    c = Conv().syn()
+    hs, t = run(c.segs)
+    assert t.stats["syn_only"] == 1
+    c = Conv().handshake().cfin().sfin()
+    hs, t = run(c.segs)
+    assert t.stats["no_payload"] == 1
+    c = Conv().handshake()
+    c.cdata(b"GET / HTTP/1.1\r\n\r\n")
+    hs, t = run(c.segs)
+    assert hs == [] and t.stats["not_tls"] == 1
+
+
+def test_zeek_states_on_handshakes() -> None:
+    from sniparse.flows import _conn_state, _Flow  # noqa: F401  -- exercised through records
+
+    # REJ and S0 only occur without a hello; check them via the private helper on a flow.
+    t = FlowTable(Issues())
+    c = Conv().syn().srst()
+    for s in c.segs[:1]:
+        t.feed(s)
+    flow = next(iter(t._live))
+    t.feed(c.segs[1])
+    assert _conn_state(flow) == "REJ"
+    t = FlowTable(Issues())
+    c = Conv().syn()
+    t.feed(c.segs[0])
+    assert _conn_state(next(iter(t._live))) == "S0"
+
+
+# -- preludes -------------------------------------------------------------------------------
+
+def test_proxy_v1() -> None:
+    c = Conv().handshake()
+    c.cdata(b"PROXY TCP4 192.0.2.7 10.0.0.2 51234 443\r\n" + HELLO_NOSNI)
+    c.srst()
+    h = one(c.segs)
+    assert h.proxy_client == "192.0.2.7:51234" and h.sni_status == "absent"
+    assert h.outcome == "server_reset"
+
+
+def test_proxy_v2() -> None:
+    hdr = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12)
+    hdr += socket.inet_aton("198.51.100.9") + SIP + struct.pack("!HH", 40001, 443)
+    c = Conv().handshake()
+    c.cdata(hdr + HELLO_SNI, [10])
+    c.sdata(server_hello())
+    h = one(c.segs)
+    assert h.proxy_client == "198.51.100.9:40001" and h.sni == "api.example.com"
+    assert h.outcome == "server_hello"
+
+
+def test_http_connect() -> None:
+    c = Conv(dport=3128).handshake()
+    c.cdata(b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n")
+    c.sdata(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    c.cdata(HELLO_SNI)
+    c.sdata(alert(40))
+    h = one(c.segs)
+    assert h.prelude == "http_connect" and h.sni == "api.example.com"
+    assert (h.outcome, h.alert) == ("alert", 40)
+
+
+def test_smtp_starttls() -> None:
+    c = Conv(dport=25).handshake()
+    c.sdata(b"220 mail.example.com ESMTP\r\n")
+    c.cdata(b"EHLO client\r\n")
+    c.sdata(b"250-mail.example.com\r\n250 STARTTLS\r\n")
+    c.cdata(b"STARTTLS\r\n")
+    c.sdata(b"220 Ready to start TLS\r\n")
+    c.cdata(HELLO_SNI)
+    c.sdata(server_hello())
+    h = one(c.segs)
+    assert h.prelude == "starttls_smtp" and h.sni == "api.example.com"
+    assert h.outcome == "server_hello"
+
+
+def test_postgres_sslrequest() -> None:
+    c = Conv(dport=5432).handshake()
+    c.cdata(bytes.fromhex("0000000804d2162f"))
+    c.sdata(b"S")
+    c.cdata(HELLO_NOSNI)
+    c.sdata(server_hello())
+    h = one(c.segs)
+    assert h.prelude == "starttls_postgres" and h.outcome == "server_hello"
+
+
+# -- skipping and limits -----------------------------------------------------------------------
+
+def _busy_conv(i: int) -> list[Segment]:
+    c = Conv(sport=30000 + i, t0=T0 + i * 5 * MS, frame0=i * 1000).handshake()
+    c.cdata(HELLO_SNI if i % 2 else HELLO_NOSNI)
+    if i % 3 == 0:
+        c.srst()
+        return c.segs
+    c.sdata(server_hello()).ack()
+    for _ in range(5):
+        c.sdata(b"\x17\x03\x03\x00\x20" + bytes(32)).ack()
+        c.cdata(b"\x17\x03\x03\x00\x20" + bytes(32))
+        c.sack()
+    c.cfin().sfin().ack()
+    return c.segs
+
+
+def test_decided_skipping_changes_nothing() -> None:
+    segs = sorted((s for i in range(12) for s in _busy_conv(i)), key=lambda s: s.ts_ns)
+    full, t1 = run(segs)
+    skipped, t2 = run(segs, skip_decided=True)
+    assert full == skipped and len(full) == 12
+    assert t1.stats == t2.stats
+    # Something really was skippable.
+    t = FlowTable(Issues())
+    n = 0
+    for s in segs:
+        key = flow_key(s.src, s.dst, s.sport, s.dport)
+        if not (s.flags & (SYN | FIN | RST)) and key in t.decided:
+            n += 1
+            continue
+        t.feed(s)
+    assert n > 0
+
+
+def test_flow_table_cap() -> None:
+    issues = Issues()
+    t = FlowTable(issues, max_flows=3)
+    segs: list[Segment] = []
+    for i in range(6):
+        c = Conv(sport=20000 + i, t0=T0 + i * MS, frame0=i * 100).handshake()
+        c.cdata(HELLO_SNI)
+        segs += c.segs
+    hs, _ = run(segs, table=t, finish=False)
+    assert len(t) <= 3
+    assert t.stats["flow_table_full"] >= 3
+    assert any(i.kind == "limit" for i in issues)
+    hs += t.finish()
+    assert len(hs) == 6
+
+
+def test_expire_idle() -> None:
+    t = FlowTable(Issues(), idle_timeout_ns=10 * MS)
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    for s in c.segs:
+        t.feed(s)
+    assert t.expire(c.t + 5 * MS) == []
+    hs = t.expire(c.t + 50 * MS)
+    assert len(hs) == 1 and hs[0].outcome == "no_response" and len(t) == 0
+
+
+def test_ipv6_strings() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    v6 = [s._replace(ip_version=6, src=socket.inet_pton(socket.AF_INET6, "2001:db8::1") if s.src == CIP
+                     else socket.inet_pton(socket.AF_INET6, "2001:db8::2"),
+                     dst=socket.inet_pton(socket.AF_INET6, "2001:db8::2") if s.dst == SIP
+                     else socket.inet_pton(socket.AF_INET6, "2001:db8::1")) for s in c.segs]
+    h = one(v6)
+    assert h.client_ip == "2001:db8::1" and h.server_ip == "2001:db8::2" and h.ip_version == 6

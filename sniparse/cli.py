@@ -36,6 +36,7 @@ from .report import (
     SNI_STATUSES,
     Report,
     _fmt_ms,
+    _plural,
     handshake_to_dict,
 )
 
@@ -326,12 +327,13 @@ def _sections(report: Report, *, flows: bool) -> list[_Section]:
 def _counts_line(report: Report) -> str:
     s = report.summary()
     st = report.stats
-    files = f"{len(st.files)} files, " if len(st.files) > 1 else ""
+    files = f"{_plural(len(st.files), 'file')}, " if len(st.files) > 1 else ""
     return (
-        f"{files}{st.frames} frames; {s['handshakes']} TLS handshakes: {s['with_sni']} with SNI, "
-        f"{s['without_sni']} without SNI, {s['unknown']} unknown, {s['malformed']} malformed; "
-        f"{s['clients']} clients ({s['clients_without_sni']} without SNI), "
-        f"{s['servers']} server endpoints."
+        f"{files}{_plural(st.frames, 'frame')}; {_plural(s['handshakes'], 'TLS handshake')}: "
+        f"{s['with_sni']} with SNI, {s['without_sni']} without SNI, {s['unknown']} unknown, "
+        f"{s['malformed']} malformed; {_plural(s['clients'], 'client')} "
+        f"({s['clients_without_sni']} without SNI), "
+        f"{_plural(s['servers'], 'server endpoint')}."
     )
 
 

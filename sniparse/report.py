@@ -1050,10 +1050,11 @@ class Report:
     def __repr__(self) -> str:
         s = self.summary()
         lines = [
-            (f"<Report: {s['handshakes']} handshakes ({s['with_sni']} with SNI, "
-            f"{s['without_sni']} without, {s['unknown']} unknown, {s['malformed']} malformed) "
-            f"from {s['clients']} clients to {s['servers']} servers; "
-            f"{s['clients_without_sni']} clients without SNI; {s['issues']} capture issues>")
+            (f"<Report: {_plural(s['handshakes'], 'handshake')} ({s['with_sni']} with SNI, "
+             f"{s['without_sni']} without, {s['unknown']} unknown, {s['malformed']} malformed) "
+             f"from {_plural(s['clients'], 'client')} to {_plural(s['servers'], 'server')}; "
+             f"clients without SNI: {s['clients_without_sni']}; "
+             f"{_plural(s['issues'], 'capture issue')}>")
         ]
         v = self.verdict
         if v is not None:

@@ -345,3 +345,15 @@ def test_logs_and_ingress_wiring(fake: dict[str, Any], tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "ingress" in json.loads(r.stdout)
     assert run("logs", str(log)).exit_code in (0, 1)
+
+
+def test_progress_bar_starts_late_and_closes() -> None:
+    p = cli_mod._Progress()
+    p(10, 100)
+    assert p.bar is None  # a short read never shows a bar
+    p.start -= 10
+    p(50, 100)
+    assert p.bar is not None
+    p(100, 0)  # total unknown (standard input)
+    p.close()
+    assert p.bar is None

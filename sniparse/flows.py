@@ -50,18 +50,20 @@ Rules
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
 from .errors import Issues, MalformedError, SniparseError
 from .reassembly import Span, Stream
 from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
 from .tls import (
     ClientHello,
+    ServerReaction,
     is_grease,
     looks_like_tls_hello,
     read_client_hello,
@@ -146,7 +148,6 @@ _SMTP_STARTTLS = re.compile(rb"(?im)^STARTTLS\r?$")
 _POP3_STLS = re.compile(rb"(?im)^STLS\r?$")
 _FTP_AUTH = re.compile(rb"(?im)^AUTH (TLS|SSL)")
 _RST_HISTORY = re.compile(r"^\^?S[^HAFGIQ]*R")
-_NEED = None
 
 
 def _ip_text(packed: bytes) -> str:
@@ -218,9 +219,9 @@ class _Flow:
         "first_ts",
         "hello_end",
         "hello_start",
-        "hspan",
         "hrr",
         "hrr_state",
+        "hspan",
         "in_decided",
         "last_ts",
         "malformed",
@@ -339,13 +340,18 @@ class FlowTable:
         flow = self._flows.get(key)
         if flow is not None and pure_syn:
             d0 = flow.a if key == flow.a.key else flow.b
-            if flow.roles_fixed and d0 is flow.client and d0.syn and d0.stream is not None:
-                # A new SYN with another ISN on a live tuple: port reuse (or a restart
-                # after a FIN/RST we did not see). The old connection is over.
-                if ((seg.seq + 1) & 0xFFFFFFFF) != d0.stream.base:
-                    self.stats["port_reuse"] += 1
-                    out.extend(self._close(flow, at_end=False))
-                    flow = None
+            # A new SYN with another ISN on a live tuple: port reuse (or a restart after a
+            # FIN/RST we did not see). The old connection is over.
+            if (
+                flow.roles_fixed
+                and d0 is flow.client
+                and d0.syn
+                and d0.stream is not None
+                and ((seg.seq + 1) & 0xFFFFFFFF) != d0.stream.base
+            ):
+                self.stats["port_reuse"] += 1
+                out.extend(self._close(flow, at_end=False))
+                flow = None
         if flow is None:
             tomb = self._tomb.get(key)
             if tomb is not None:
@@ -505,7 +511,7 @@ class FlowTable:
 
     def _find_hello(self, flow: _Flow, st: Stream, *, closing: bool) -> None:
         res = _find_hello_start(st.data)
-        if res is _NEED:
+        if res is None:
             if closing:
                 buf = st.data
                 # Too few bytes to say, but they begin like a TLS record / SSLv2 hello:
@@ -630,12 +636,12 @@ class FlowTable:
             return
         self._set_reaction(flow, st, flow.sstart, r)
 
-    def _set_reaction(self, flow: _Flow, st: Stream, start: int, r: object) -> None:
-        kind = r.kind  # type: ignore[attr-defined]
-        end = r.end  # type: ignore[attr-defined]
+    def _set_reaction(self, flow: _Flow, st: Stream, start: int, r: ServerReaction) -> None:
+        kind = r.kind
+        end = r.end
         ts = st.span(start, max(end, start + 1)).last_ts_ns
         if kind == "server_hello":
-            sh = r.server_hello  # type: ignore[attr-defined]
+            sh = r.server_hello
             flow.outcome = "server_hello"
             flow.outcome_ts = ts
             if sh is not None:
@@ -651,7 +657,7 @@ class FlowTable:
         elif kind == "alert":
             flow.outcome = "alert"
             flow.outcome_ts = ts
-            al = r.alert  # type: ignore[attr-defined]
+            al = r.alert
             flow.alert = al.description if al is not None else None
         else:
             flow.server_other = (
@@ -727,7 +733,6 @@ class FlowTable:
 
     def _finalise(self, flow: _Flow, *, at_end: bool, idle: bool) -> Handshake | None:
         c = flow.client
-        s = flow.server
         cst = c.stream
         if flow.q == _Q_OPEN:
             if cst is not None and cst.data:
@@ -870,31 +875,23 @@ class FlowTable:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_FP: tuple[Callable[..., object], ...] | None = None
-
-
 def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, str | None]:
     """(ja3_string, ja3 md5, ja4, ja4_r); None where the fingerprint module is missing or
     cannot fingerprint this hello."""
-    global _FP
-    if _FP is None:
-        try:
-            from . import fingerprint as fp
-
-            _FP = (fp.ja3, fp.ja4, fp.ja4_r)
-        except ImportError:
-            _FP = ()
-    if not _FP:
+    try:
+        fp = importlib.import_module(".fingerprint", __package__)
+    except ImportError:
         return None, None, None, None
     try:
-        j3 = _FP[0](ch)
-        s3, m3 = j3  # type: ignore[misc]
-        return str(s3), str(m3), str(_FP[1](ch)), str(_FP[2](ch))
+        s3, m3 = fp.ja3(ch)
+        return str(s3), str(m3), str(fp.ja4(ch)), str(fp.ja4_r(ch))
     except SniparseError:
         return None, None, None, None
 
 
-def _find_hello_start(buf: bytearray) -> tuple[int, str | None, str | None] | bool | None:
+def _find_hello_start(
+    buf: bytearray,
+) -> tuple[int, str | None, str | None] | Literal[False] | None:
     """Where the ClientHello starts in the client's opening bytes.
 
     Returns ``(offset, prelude, proxy_client)``, ``None`` when more bytes are needed, or

@@ -341,10 +341,22 @@ def test_logs_and_ingress_wiring(fake: dict[str, Any], tmp_path: Path) -> None:
             assert r.exit_code == 1 and "not available" in r.stderr
             assert "Traceback" not in r.output
         return
-    r = run("--format", "json", "--ingress-log", str(log), "cap.pcap")
+    envoy = Path(__file__).resolve().parent.parent / "fixtures" / "ingress" / "envoy_text.log"
+    if not envoy.exists():
+        pytest.skip("no ingress log fixture")
+    r = run("--format", "json", "--ingress-log", str(envoy), "cap.pcap")
     assert r.exit_code == 0, r.output
-    assert "ingress" in json.loads(r.stdout)
-    assert run("logs", str(log)).exit_code in (0, 1)
+    ing = json.loads(r.stdout)["ingress"]
+    assert {"entries", "filter_chain_not_found", "matched", "unmatched", "skew_ms"} <= set(ing)
+    assert ing["filter_chain_not_found"] >= 1
+    t = run("--ingress-log", str(envoy), "cap.pcap")
+    assert t.exit_code == 0 and "\nIngress log\n" in t.stdout
+    lg = run("logs", str(envoy))
+    assert lg.exit_code == 0, lg.output
+    assert lg.stdout.strip()
+    lj = run("logs", "--format", "json", str(envoy))
+    assert lj.exit_code == 0 and isinstance(json.loads(lj.stdout), dict)
+    assert run("logs", str(tmp_path / "missing.log")).exit_code == 1
 
 
 def test_progress_bar_starts_late_and_closes() -> None:

@@ -995,6 +995,7 @@ class Report:
         ``ax``: draw everything on this one Axes instead of a new figure.
         """
         import matplotlib.pyplot as plt  # type: ignore[import-untyped,unused-ignore]
+        from matplotlib.ticker import FuncFormatter  # type: ignore[import-untyped,unused-ignore]
 
         groups: list[tuple[str, Callable[[Handshake], bool]]] = [
             ("with SNI", lambda h: h.sni_status == "present"),
@@ -1005,7 +1006,7 @@ class Report:
         present = [(n, hs) for n, hs in present if hs] or [("no handshakes", [])]
         if ax is None:
             fig, axes = plt.subplots(
-                len(present), 1, sharex=True, squeeze=False,
+                len(present), 1, sharex=True, sharey=True, squeeze=False,
                 figsize=(9, 2.2 * len(present) + 0.8),
             )
             axs = [a[0] for a in axes]
@@ -1018,7 +1019,7 @@ class Report:
         }
         t0 = min((h.ts_ns for h in self.handshakes), default=0)
         all_ms = [h.outcome_ms for h in self.handshakes if h.outcome_ms]
-        top = max(all_ms, default=1.0) * 3
+        top = max(max(all_ms, default=1.0), 1.0) * 3  # where "no reaction" points sit
         for axis, (name, hs) in zip(axs, present):
             for outcome in OUTCOMES:
                 pts = [h for h in hs if h.outcome == outcome]
@@ -1033,6 +1034,9 @@ class Report:
                 axis.scatter(xs, ys, s=14, color=colours[outcome], label=label,
                              marker="x" if outcome == "no_response" else "o")
             axis.set_yscale("log")
+            # One shared scale and a 1 ms line make "reset within 1 ms" visible at a glance.
+            axis.axhline(1.0, color="0.6", linewidth=0.8, linestyle="--")
+            axis.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
             axis.set_ylabel("outcome ms")
             if ax is None:
                 axis.set_title(name, loc="left", fontsize=10)

@@ -45,6 +45,8 @@ see ``benchmarks/README.md`` and ``tests/test_decode.py::test_speed_report``.
 
 from __future__ import annotations
 
+from struct import Struct
+
 from .capture import Record
 from .errors import Issues
 from .ip import (
@@ -140,6 +142,9 @@ def _count(
         issues.add(kind, layer, detail + where, frame=rec.frame, key=("decode", name))
 
 
+_TCP_HDR = Struct("!HHIIBBH")  # ports, seq, ack, data offset byte, flags, window
+
+
 def decode_segment(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | None:
     """Decode ``rec`` to its innermost TCP segment, or return None and count why.
 
@@ -147,6 +152,94 @@ def decode_segment(rec: Record, issues: Issues, counters: dict[str, int]) -> Seg
     created. Malformed and truncated headers also become Issues counted per cause; an
     unsupported link type is one Issue per interface. Never raises.
     """
+    data = rec.data
+    # The common cases inlined: Ethernet without tags, LINUX_SLL2, LINUX_SLL, raw IP, each
+    # carrying IPv4 without options or fragmentation (or IPv6 without extension headers)
+    # and a whole TCP header -- two to four times the speed of the general path. Any doubt falls through to the general path, and a test
+    # checks both give the same Segment on every fixture and on mutated frames.
+    lt = rec.linktype
+    n = len(data)
+    o = o6 = -1
+    if lt == 1:
+        if n >= 54 and data[13] == 0x00 and data[12] == 0x08:
+            o = 14
+        elif n >= 74 and data[12] == 0x86 and data[13] == 0xDD:
+            o6 = 14
+    elif lt == 276:
+        # ARPHRD_NETLINK (0x0338) frames are never IP, whatever their protocol says.
+        if n >= 60 and (data[8], data[9]) != (3, 0x38):
+            if data[0] == 0x08 and data[1] == 0x00:
+                o = 20
+            elif data[0] == 0x86 and data[1] == 0xDD:
+                o6 = 20
+    elif lt == 113:
+        if n >= 56 and (data[2], data[3]) != (3, 0x38):
+            if data[14] == 0x08 and data[15] == 0x00:
+                o = 16
+            elif data[14] == 0x86 and data[15] == 0xDD:
+                o6 = 16
+    elif lt == 101 or lt == 228:
+        o = 0
+    if o6 >= 0 and n >= o6 + 60 and data[o6] >> 4 == 6 and data[o6 + 6] == PROTO_TCP:
+        t = o6 + 40
+        plen = (data[o6 + 4] << 8) | data[o6 + 5]
+        wend = t + plen
+        sport, dport, seq, ack, doffb, flags, window = _TCP_HDR.unpack_from(data, t)
+        hend = t + ((doffb >> 4) << 2)
+        if plen and t + 20 <= hend <= wend and hend <= n and (wend <= n or wend <= rec.origlen):
+            return Segment(
+                rec.frame,
+                rec.ts_ns,
+                6,
+                data[o6 + 8 : o6 + 24],
+                data[o6 + 24 : t],
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                data[hend:wend],
+                wend - hend,
+                data[t + 20 : hend],
+                None,
+                (),
+            )
+    if (
+        o >= 0
+        and n >= o + 40
+        and data[o] == 0x45
+        and data[o + 9] == PROTO_TCP
+        and not (data[o + 6] & 0x3F or data[o + 7])
+    ):
+        t = o + 20
+        wend = o + ((data[o + 2] << 8) | data[o + 3])
+        sport, dport, seq, ack, doffb, flags, window = _TCP_HDR.unpack_from(data, t)
+        hend = t + ((doffb >> 4) << 2)
+        if t + 20 <= hend <= wend and hend <= n and (wend <= n or wend <= rec.origlen):
+            return Segment(
+                rec.frame,
+                rec.ts_ns,
+                4,
+                data[o + 12 : o + 16],
+                data[o + 16 : t],
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                data[hend:wend],
+                wend - hend,
+                data[t + 20 : hend],
+                None,
+                (),
+            )
+    return _decode(rec, issues, counters)
+
+
+def _decode(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | None:
+    """The general path of :func:`decode_segment`: every link type and encapsulation."""
     data = rec.data
     fn = LINK_DECODERS.get(rec.linktype)
     if fn is None:

@@ -260,18 +260,26 @@ class _Section:
         self.rows = rows
 
 
+# Rows per table in the text output; --format json / csv carry everything.
+_TOP = 20
+
+
+def _title(title: str, n: int) -> str:
+    return f"{title} (first {_TOP} of {n}; --format json lists all)" if n > _TOP else title
+
+
 def _sections(report: Report, *, flows: bool) -> list[_Section]:
     out: list[_Section] = []
     out.append(
         _Section(
-            "Server endpoints",
+            _title("Server endpoints", len(report.servers)),
             ["endpoint", "attempts", "with SNI", "without SNI", "unknown", "outcomes",
              "typical ms", "verdict"],
             [
                 [s.endpoint, str(s.attempts), str(s.with_sni), str(s.without_sni),
                  str(s.unknown + s.malformed), _outcomes_text(s.outcomes),
                  _fmt_ms(s.typical_ms), s.verdict or ""]
-                for s in report.servers[:50]
+                for s in report.servers[:_TOP]
             ],
         )
     )
@@ -279,7 +287,7 @@ def _sections(report: Report, *, flows: bool) -> list[_Section]:
     if nosni:
         out.append(
             _Section(
-                "Clients without SNI",
+                _title("Clients without SNI", len(nosni)),
                 ["client", "attempts", "without SNI", "outcomes without SNI", "typical ms",
                  "JA4", "names when with SNI", "first seen", "last seen", "known as"],
                 [
@@ -287,20 +295,20 @@ def _sections(report: Report, *, flows: bool) -> list[_Section]:
                      _outcomes_text(c.outcomes_without_sni), _fmt_ms(c.typical_ms_without_sni),
                      c.ja4[0] if c.ja4 else "", ", ".join(c.names[:3]), _ts(c.first_seen_ns),
                      _ts(c.last_seen_ns), c.known_source or ""]
-                    for c in nosni[:50]
+                    for c in nosni[:_TOP]
                 ],
             )
         )
     if report.issues:
         out.append(
             _Section(
-                "Capture problems",
+                _title("Capture problems", len(report.issues)),
                 ["count", "kind", "layer", "detail", "example"],
                 [
                     [str(i.count), i.kind, i.layer, i.detail,
                      (f"frame {i.frame}" if i.frame else "")
                      + (f" {i.flow}" if i.flow else "")]
-                    for i in sorted(report.issues, key=lambda i: -i.count)[:30]
+                    for i in sorted(report.issues, key=lambda i: -i.count)[:_TOP]
                 ],
             )
         )

@@ -246,6 +246,8 @@ def _outcomes_text(counter: Any) -> str:
 def _ts(ts_ns: int | None) -> str:
     if ts_ns is None:
         return ""
+    if not 0 <= ts_ns < 253_402_300_800 * 10**9:  # beyond 9999-12-31: corrupt timestamp
+        return str(ts_ns)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts_ns // 1_000_000_000)) + (
         f".{(ts_ns % 1_000_000_000) // 1_000_000:03d}"
     )

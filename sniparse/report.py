@@ -201,7 +201,11 @@ class CaptureStats:
 def _iso(ts_ns: int | None) -> str | None:
     if ts_ns is None:
         return None
-    dt = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=timezone.utc)
+    try:
+        dt = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        # A corrupt or hostile timestamp beyond year 9999: keep the integer, skip the text.
+        return None
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts_ns % 1_000_000_000) // 1000:06d}Z"
 
 
@@ -231,7 +235,9 @@ def handshake_to_dict(h: Handshake) -> dict[str, Any]:
     lists, ``sni_raw`` becomes hex text)."""
     out: dict[str, Any] = {}
     for name in HANDSHAKE_COLUMNS:
-        out[name] = _jsonable(getattr(h, name))
+        # ``ts`` is derived here rather than read from Handshake.ts, which cannot represent
+        # timestamps past year 9999 (corrupt captures have them).
+        out[name] = _iso(h.ts_ns) if name == "ts" else _jsonable(getattr(h, name))
     return out
 
 
@@ -976,7 +982,8 @@ class Report:
         if view == "handshakes":
             cols = list(HANDSHAKE_COLUMNS)
             df = pd.DataFrame(rows, columns=cols)
-            df["ts"] = pd.to_datetime(df["ts_ns"].astype("int64"), unit="ns", utc=True)
+            # errors="coerce": a corrupt timestamp outside datetime64's range becomes NaT.
+            df["ts"] = pd.to_datetime(df["ts_ns"], unit="ns", utc=True, errors="coerce")
             df["sni_status"] = pd.Categorical(df["sni_status"], categories=list(SNI_STATUSES))
             df["outcome"] = pd.Categorical(df["outcome"], categories=list(OUTCOMES))
             df["outcome_ms"] = df["outcome_ms"].astype("float64")
@@ -984,7 +991,7 @@ class Report:
         df = pd.DataFrame(rows)
         for col in ("first_seen", "last_seen"):
             if col in df.columns and f"{col}_ns" in df.columns:
-                df[col] = pd.to_datetime(df[f"{col}_ns"].astype("Int64"), unit="ns", utc=True)
+                df[col] = pd.to_datetime(df[f"{col}_ns"], unit="ns", utc=True, errors="coerce")
         return df
 
     def plot(self, ax: Any = None) -> Any:

@@ -298,3 +298,20 @@ def test_repr_and_html() -> None:
     assert "sni_required" in page and "35.191.1.1" in page and "<table>" in page
     r2 = Report.build([hs(client="<b>x</b>")])
     assert "<b>x</b>" not in r2._repr_html_()
+
+
+def test_corrupt_timestamps_do_not_break_views() -> None:
+    # A corrupt capture can carry times far beyond year 9999.
+    from dataclasses import replace
+
+    h = replace(hs(), ts_ns=586524 * 365 * 86400 * 10**9)
+    r = Report.build([h, hs(sni="a.example", outcome="server_hello")],
+                     stats=CaptureStats(first_ts_ns=h.ts_ns, last_ts_ns=h.ts_ns))
+    doc = json.loads(r.to_json())
+    assert doc["handshakes"][0]["ts"] is None and doc["handshakes"][0]["ts_ns"] == h.ts_ns
+    assert doc["stats"]["first_ts"] is None
+    assert "handshakes" in repr(r) and r._repr_html_()
+    pd = pytest.importorskip("pandas")
+    df = r.to_pandas()
+    assert pd.isna(df["ts"].iloc[0]) and not pd.isna(df["ts"].iloc[1])
+    r.to_pandas("clients")

@@ -139,6 +139,10 @@ _INACTIVE, _SYN_SENT, _SYN_ACK_SENT, _PARTIAL, _ESTABLISHED, _CLOSED, _RESET = r
 _PROXY2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 _PG_SSLREQ = bytes.fromhex("0000000804d2162f")
 _PRELUDE_LIMIT = 16384           # bytes of plaintext scanned for a hello start
+_GENERIC_LIMIT = 4096            # bytes of an unknown binary prelude scanned for a hello
+_SERVER_GIVE_UP = 16384          # server bytes after which a client without hello is not TLS
+_BINARY_PRELUDES = frozenset({"socks", "rdp", "starttls_ldap", "starttls_mysql", "unknown"})
+_PLAINTEXT = re.compile(rb"(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE) |SSH-|HTTP/")
 _TEXT_OPENERS = re.compile(
     rb"(?i)(EHLO|HELO|STARTTLS|STLS|CAPA|AUTH|FEAT|USER|<\?xml|<stream|"
     rb"[A-Za-z0-9.]{1,20} (CAPABILITY|STARTTLS|NOOP|ID|LOGIN))"
@@ -510,7 +514,15 @@ class FlowTable:
         self._check_done(flow)
 
     def _find_hello(self, flow: _Flow, st: Stream, *, closing: bool) -> None:
-        res = _find_hello_start(st.data)
+        sst = flow.server.stream
+        give_up = (
+            closing
+            or st.full
+            or (sst is not None and sst.seen_end > _SERVER_GIVE_UP)
+            # Picked up mid-stream and the server talks: no prelude dialogue to wait for.
+            or (not flow.syn_seen and sst is not None and len(sst.data) > 0)
+        )
+        res = _find_hello_start(st.data, give_up)
         if res is None:
             if closing:
                 buf = st.data
@@ -744,7 +756,9 @@ class FlowTable:
         if flow.hrr_state == 1 and cst is not None and not cst.released:
             self._read_second_hello(flow, cst, final=True)
         if flow.q == _Q_MID:
-            flow.q = _Q_NONE
+            self._read_server(flow)
+            if flow.q == _Q_MID:
+                flow.q = _Q_NONE
         if flow.q == _Q_OPEN or flow.q == _Q_NONE:
             self._count_kind(flow)
             return None
@@ -890,12 +904,14 @@ def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, 
 
 
 def _find_hello_start(
-    buf: bytearray,
+    buf: bytearray, give_up: bool = False
 ) -> tuple[int, str | None, str | None] | Literal[False] | None:
     """Where the ClientHello starts in the client's opening bytes.
 
     Returns ``(offset, prelude, proxy_client)``, ``None`` when more bytes are needed, or
     ``False`` when the bytes are not a hello (nor a recognised prelude before one).
+    ``give_up``: answer False rather than None in the open-ended binary scan (the flow is
+    closing, or the server already sent plenty without a hello from the client).
     """
     n = len(buf)
     pos = 0
@@ -947,8 +963,11 @@ def _find_hello_start(
         if lk is None:
             return None
         return (j + 4, "http_connect", proxy) if lk else False
-    if not _TEXT_OPENERS.match(bytes(buf[pos : pos + 40])):
+    head = bytes(buf[pos : pos + 40])
+    if _PLAINTEXT.match(head):
         return False
+    if not _TEXT_OPENERS.match(head):
+        return _scan_binary(buf, pos, proxy, give_up)
     limit = min(n, pos + _PRELUDE_LIMIT)
     q = pos
     while True:
@@ -963,6 +982,50 @@ def _find_hello_start(
         if lk:
             return q, _prelude_name(bytes(buf[pos:q])), proxy
     return None if n < pos + _PRELUDE_LIMIT else False
+
+
+def _scan_binary(
+    buf: bytearray, pos: int, proxy: str | None, give_up: bool
+) -> tuple[int, str | None, str | None] | Literal[False] | None:
+    """A hello after an unrecognised binary prelude (SOCKS, MySQL/LDAP STARTTLS, RDP...):
+    the first offset in the bounded window where a whole ClientHello parses (or starts and
+    is still incomplete). Random bytes practically never pass the full parse."""
+    n = len(buf)
+    end = min(n, pos + _GENERIC_LIMIT)
+    q = pos
+    while True:
+        i = buf.find(b"\x16\x03", q, end)
+        if i < 0:
+            break
+        lk = looks_like_tls_hello(buf, i)
+        if lk is None:
+            return False if give_up else None
+        if lk:
+            try:
+                r = read_client_hello(buf, i)
+                ok = True
+            except MalformedError:
+                ok = False
+            if ok:
+                if r is None and give_up:
+                    return False
+                return i, _binary_prelude_name(bytes(buf[pos:i])), proxy
+        q = i + 1
+    if give_up or n >= pos + _GENERIC_LIMIT:
+        return False
+    return None
+
+
+def _binary_prelude_name(head: bytes) -> str:
+    if head[:1] in (b"\x04", b"\x05"):
+        return "socks"
+    if head[:2] == b"\x03\x00":
+        return "rdp"
+    if b"1.3.6.1.4.1.1466.20037" in head:
+        return "starttls_ldap"
+    if head[:4] == b"\x20\x00\x00\x01":
+        return "starttls_mysql"
+    return "unknown"
 
 
 def _prelude_name(text: bytes) -> str:
@@ -986,6 +1049,17 @@ def _find_server_tls(buf: bytearray, prelude: str | None) -> int | None:
     cands = [0]
     if prelude == "starttls_postgres":
         cands = [1]
+    elif prelude in _BINARY_PRELUDES:
+        # Binary replies: the first ServerHello or alert record header in the window.
+        limit = min(n, _PRELUDE_LIMIT)
+        for pat in (b"\x16\x03", b"\x15\x03"):
+            q = buf.find(pat, 0, limit)
+            while q >= 0:
+                if q + 6 <= n and (buf[q + 5] == 2 if pat[0] == 22 else buf[q + 3 : q + 5] == b"\x00\x02"):
+                    cands.append(q)
+                    break
+                q = buf.find(pat, q + 1, limit)
+        cands.sort()
     else:
         q = 0
         limit = min(n, _PRELUDE_LIMIT)

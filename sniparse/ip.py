@@ -31,11 +31,13 @@ from .link import (
     IP_BY_VERSION,
     LINK_NOT_IP,
     LINK_TRUNCATED,
+    ieee80211,
     mpls,
     ppp_proto,
 )
 
 __all__ = [
+    "CAPWAP_DATA_PORT",
     "GENEVE_PORT",
     "GTPU_PORT",
     "IP_BAD",
@@ -73,6 +75,7 @@ PROTO_GRE = 47
 PROTO_ICMPV6 = 58
 
 VXLAN_PORT = 4789
+CAPWAP_DATA_PORT = 5247
 GENEVE_PORT = 6081
 GTPU_PORT = 2152
 
@@ -297,4 +300,33 @@ def udp_tunnel(data: bytes, off: int) -> tuple[int, int]:
         if v == 4 or v == 6:
             return IP_BY_VERSION, p
         return IP_NOT_IP, p
+    if dport == CAPWAP_DATA_PORT or sport == CAPWAP_DATA_PORT:
+        return _capwap(data, p)
     return UDP_PLAIN, off
+
+
+def _capwap(data: bytes, p: int) -> tuple[int, int]:
+    """CAPWAP data channel (RFC 5415 §4.3): preamble, HLEN in 4-byte words, WBID and the T
+    bit say whether the payload is an 802.3 frame (T=0) or native 802.11 (T=1, WBID 1).
+    Fragments (F) and DTLS-protected data (preamble type 1) are not followed."""
+    n = len(data)
+    if p + 8 > n:
+        return IP_TRUNCATED, p
+    if data[p] != 0:
+        return IP_NOT_IP, p
+    hlen = (data[p + 1] >> 3) << 2
+    b2 = data[p + 2]
+    if hlen < 8 or data[p + 3] & 0x80:
+        return IP_NOT_IP, p
+    q = p + hlen
+    if b2 & 0x01 == 0:
+        return ETH_TEB, q
+    if (b2 >> 1) & 0x1F != 1:
+        return IP_NOT_IP, q
+    if q + 2 > n:
+        return IP_TRUNCATED, q
+    # Cisco access points put the 802.11 frame-control field byte-swapped (Wireshark's
+    # "Swap Frame Control" CAPWAP preference, on by default): when only the second byte
+    # reads as a data frame, take it that way.
+    swapped = (data[q] >> 2) & 0x03 != 2 and (data[q + 1] >> 2) & 0x03 == 2
+    return ieee80211(data, q, swapped)

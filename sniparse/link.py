@@ -37,6 +37,7 @@ __all__ = [
     "LinkDecoder",
     "ether",
     "ether_walk",
+    "ieee80211",
     "linktype_name",
     "mpls",
     "ppp_proto",
@@ -488,6 +489,65 @@ def _nflog(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
     return LINK_NOT_IP, p, _NO_VLAN
 
 
+# --- IEEE 802.11 ---------------------------------------------------------------------------
+
+
+def ieee80211(data: bytes, off: int, swapped: bool = False) -> tuple[int, int]:
+    """An 802.11 data frame at ``off`` (IEEE 802.11-2020 §9.3.2.1) with an LLC/SNAP header
+    (RFC 1042) -> ``(ethertype, offset)``.
+
+    ``swapped``: the two frame-control bytes are in the wrong order, as Cisco access points
+    send them inside CAPWAP. Management, control, null-data and protected (encrypted)
+    frames are not IP to us.
+    """
+    n = len(data)
+    if off + 24 > n:
+        return LINK_TRUNCATED, off
+    if swapped:
+        fc1 = data[off]
+        fc0 = data[off + 1]
+    else:
+        fc0 = data[off]
+        fc1 = data[off + 1]
+    if (fc0 >> 2) & 0x03 != 2 or fc1 & 0x40:
+        return LINK_NOT_IP, off
+    subtype = fc0 >> 4
+    if subtype & 0x04:  # null / CF data without a body
+        return LINK_NOT_IP, off
+    p = off + 24
+    if fc1 & 0x03 == 0x03:  # to-DS and from-DS: a fourth address
+        p += 6
+    if subtype & 0x08:  # QoS data: QoS control, then HT control when +HTC/order is set
+        p += 2
+        if fc1 & 0x80:
+            p += 4
+    if p + 8 > n:
+        return LINK_TRUNCATED, p
+    if data[p] != 0xAA or data[p + 1] != 0xAA or data[p + 2] != 0x03:
+        return LINK_NOT_IP, p
+    (etype,) = unpack_from("!H", data, p + 6)
+    return etype, p + 8
+
+
+def _ieee80211(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+    """LINKTYPE_IEEE802_11 (105): the 802.11 header without radio information."""
+    p, o = ieee80211(data, off)
+    return p, o, _NO_VLAN
+
+
+def _radiotap(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+    """LINKTYPE_IEEE802_11_RADIOTAP (127): version(1) pad(1) length(2, little-endian), then
+    802.11. A trailing FCS, when the radiotap flags say so, only adds bytes after the IP
+    packet, which its own length already excludes."""
+    if off + 4 > len(data):
+        return LINK_TRUNCATED, off, _NO_VLAN
+    (rlen,) = unpack_from("<H", data, off + 2)
+    if rlen < 8:
+        return LINK_NOT_IP, off, _NO_VLAN
+    p, o = ieee80211(data, off + rlen)
+    return p, o, _NO_VLAN
+
+
 LINK_DECODERS: dict[int, LinkDecoder] = {
     0: _null,
     1: ether,
@@ -497,8 +557,10 @@ LINK_DECODERS: dict[int, LinkDecoder] = {
     50: _ppp_hdlc,
     101: _raw,
     104: _chdlc,
+    105: _ieee80211,
     108: _null,
     113: _sll,
+    127: _radiotap,
     204: _ppp_with_dir,
     228: _ipv4,
     229: _ipv6,

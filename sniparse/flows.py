@@ -449,6 +449,12 @@ class FlowTable:
                     flow.client_is_a = is_a
                     flow.roles_fixed = True
             flow.syn_seen = True
+            if d.stream is not None and d.first_data_ts < 0 and (
+                (seg.seq + 1) & 0xFFFFFFFF
+            ) != d.stream.base:
+                # A repeated SYN/SYN-ACK with another ISN before any data: the last one is
+                # the one the connection goes on with.
+                d.stream = None
             if d.stream is None:
                 # RFC 9293 §3.4: the SYN occupies the ISN; data starts at ISN+1.
                 d.stream = Stream(seg.seq + 1, self.stream_cap)
@@ -639,6 +645,18 @@ class FlowTable:
         try:
             r = read_server_reaction(buf, flow.sstart)
         except MalformedError as e:
+            p = flow.sstart
+            if len(buf) > p + 5 and buf[p] == 22 and buf[p + 5] == 2:
+                # A handshake record whose first message is a ServerHello (RFC 8446 §4):
+                # the server did answer with a ServerHello even if its body does not parse
+                # (TLS 1.3 drafts, broken stacks). The outcome does not depend on the body.
+                flow.outcome = "server_hello"
+                flow.outcome_ts = st.span(p, p + 6).last_ts_ns
+                self.issues.add(
+                    "malformed", "tls", f"ServerHello could not be parsed: {e.detail}",
+                    flow=self._flow_text(flow), key=("server_hello_malformed", e.detail),
+                )
+                return
             flow.server_other = f"the server's first TLS bytes are malformed: {e.detail}"
             self._note_server_other(flow)
             return

@@ -483,3 +483,47 @@ def test_correlate_fixture_log_with_synthetic_capture(fixtures_dir: Path) -> Non
     assert c.filter_chain_not_found == 3
     assert len(c.unmatched) == 2 and c.no_address == 2
     assert not c.disagreements and not c.resets_without_entry
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_scenario_capture_and_its_gateway_log(fixtures_dir: Path) -> None:
+    """The recorded sni_required_reset capture against the gateway log written for it by
+    fixtures/ingress/make_scenario_log.py (from the capture, read with dpkt): every entry but
+    the one added on purpose lines up with a captured connection, the clock offset put into
+    the log is found again, and the reset left out of the log is reported."""
+    pcap = fixtures_dir / "scenarios" / "sni_required_reset.pcap"
+    logf = fixtures_dir / "ingress" / "sni_required_reset_istio.log"
+    if not pcap.is_file() or not logf.is_file():
+        pytest.skip("scenario capture or its log not recorded yet")
+    import importlib
+
+    try:
+        analyze = importlib.import_module("sniparse.analyze").analyze
+    except (ImportError, AttributeError):
+        pytest.skip("sniparse.analyze not available yet")
+    report = analyze(str(pcap))
+    handshakes = list(report.handshakes)
+    log = read_ingress_log(logf)
+    assert log.unparsed == 1  # the proxy's "ready" line
+    c = correlate(log, handshakes)
+    # The generator shifts the log by +37.5 ms and prints the accept time to the ms; the
+    # hello follows the accept by well under a millisecond on loopback.
+    assert c.skew_ms is not None and 35.0 <= c.skew_ms <= 38.5
+    assert [e.client_port for e in c.unmatched] == [1]  # the connection the capture never saw
+    assert len(c.matched) == len(log.entries) - 1
+    assert not c.disagreements
+    for m in c.matched:
+        if m.entry.no_filter_chain:
+            assert m.handshake.sni_status in ("absent", "empty")
+            assert m.handshake.outcome == "server_reset"
+        else:
+            assert m.handshake.sni == m.entry.sni
+            assert m.handshake.outcome != "server_reset"
+    assert len(c.resets_without_entry) == 1  # the one left out of the log
+    assert c.resets_without_entry[0].without_sni
+    matched_ports = {m.handshake.client_port for m in c.matched}
+    assert c.resets_without_entry[0].client_port not in matched_ports
+    d = c.to_dict()
+    assert d["filter_chain_not_found"] == d["filter_chain_not_found_reset"] + 1

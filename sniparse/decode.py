@@ -39,8 +39,10 @@ hypothesis test feeds random bytes under every link type).
 finds the direction key and TCP flags with a few index operations and no allocation beyond
 the key; when it returns a value, :func:`decode_segment` would have produced the same one.
 
-Measured on one core of the development machine (Python 3.11), Ethernet/IPv4/TCP:
-see ``benchmarks/README.md`` and ``tests/test_decode.py::test_speed_report``.
+Measured (Python 3.11, one busy shared core, best of three; ``pytest tests/test_decode.py
+-k speed`` prints it): Ethernet/IPv4/TCP about 0.8 M segments/s through the inlined common
+case and 0.2-0.37 M through the general path; VXLAN-wrapped about 0.2 M; :func:`fast_key`
+about 1.9 M frames/s.
 """
 
 from __future__ import annotations
@@ -437,7 +439,8 @@ def _fast_ip(data: bytes, off: int) -> tuple[bytes, int] | None:
 def fast_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:
     """The direction key and TCP flags byte of a frame, cheaply, or None.
 
-    Handles Ethernet without tags (1), LINUX_SLL2 (276), LINUX_SLL (113) and raw IP (101,
+    Handles Ethernet with up to two 802.1Q / 802.1ad tags (1), LINUX_SLL2 (276), LINUX_SLL
+    (113) and raw IP (101,
     228, 229) carrying plain IPv4 (IHL 5, not fragmented) or IPv6 (no extension headers)
     with TCP. The key is exactly ``flow_key(src, dst, sport, dport)`` of the segment
     :func:`decode_segment` would return -- for Ethernet/IPv4 it is ``data[26:38]``. None
@@ -450,6 +453,14 @@ def fast_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:
         et = (data[12] << 8) | data[13]
         if et == ETH_IPV4 or et == ETH_IPV6:
             return _fast_ip(data, 14)
+        # One or two 802.1Q / 802.1ad tags: the key does not include VLAN ids, so a tagged
+        # capture (common from switch SPAN ports) skips bulk data just as cheaply.
+        p = 14
+        while (et == 0x8100 or et == 0x88A8) and p <= 18 and len(data) >= p + 4:
+            et = (data[p + 2] << 8) | data[p + 3]
+            p += 4
+            if et == ETH_IPV4 or et == ETH_IPV6:
+                return _fast_ip(data, p)
         return None
     if linktype == 276:
         if len(data) < 20:

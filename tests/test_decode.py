@@ -237,6 +237,8 @@ SIMPLE = {
     "ipv4_228.pcap",
     "ipv6_229.pcap",
     "ether_padding.pcap",
+    "ether_vlan_8021q.pcap",
+    "ether_qinq_88a8.pcap",
 }
 
 

@@ -36,7 +36,7 @@ from hashlib import md5, sha256
 
 from .tls import ClientHello, ServerHello, is_grease
 
-__all__ = ["ja3", "ja3_string", "ja3s", "ja4", "ja4_r", "ja4_version", "ja4_alpn"]
+__all__ = ["ja3", "ja3_string", "ja3s", "ja4", "ja4_alpn", "ja4_r", "ja4_version"]
 
 _JA4_VERSIONS: dict[int, str] = {
     0x0304: "13",

@@ -10,6 +10,7 @@ import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,7 +35,7 @@ from sniparse.tls import (
 HELLOS = Path(__file__).resolve().parent.parent / "fixtures" / "hellos"
 
 
-def _load_builder():  # type: ignore[no-untyped-def]
+def _load_builder() -> ModuleType:
     spec = importlib.util.spec_from_file_location("build_hellos", HELLOS / "build_hellos.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

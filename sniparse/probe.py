@@ -495,7 +495,7 @@ def _handshake(
         obj = _context(verify, sni is not None).wrap_bio(
             incoming, outgoing, server_side=False, server_hostname=sni
         )
-    except (ssl.SSLError, ValueError) as e:
+    except (ssl.SSLError, ValueError, TypeError) as e:
         return ProbeAttempt("connect_error", sni=sni, error=f"TLS setup: {e}")
 
     def flush() -> None:
@@ -738,9 +738,17 @@ def probe(
         skipped = f"{name} is an IP address, which SNI cannot carry"
         name = None
 
+    if name is not None:
+        # Reject a name the TLS stack cannot put in a server_name extension (IDNA rules,
+        # RFC 5890) here, as a usage error, rather than as a failed connection later.
+        try:
+            _context(False, True).wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
+        except (ValueError, TypeError, ssl.SSLError) as e:
+            raise ProbeTargetError(f"cannot send {name!r} as SNI: {e}") from e
+
     try:
         infos = socket.getaddrinfo(dial_host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError) as e:
+    except (OSError, ValueError, TypeError) as e:  # gaierror, IDNA UnicodeError, NUL
         msg = f"cannot resolve {dial_host}: {getattr(e, 'strerror', None) or e}"
         failed = ProbeAttempt("connect_error", error=msg)
         with_a = ProbeAttempt("connect_error", sni=name, error=msg) if name else None

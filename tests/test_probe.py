@@ -355,12 +355,28 @@ def test_connection_refused() -> None:
     assert rep.verdict.startswith("Could not connect")
 
 
-def test_dns_failure() -> None:
-    # .invalid never resolves (RFC 6761 §6.4); resolution fails locally, no traffic leaves.
+def test_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The resolver is replaced: the test must not send a DNS query anywhere.
+    asked: list[object] = []
+
+    def fail(host: object, *a: object, **k: object) -> object:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
     rep = probe("no-such-host.invalid:443", timeout=2)
+    assert asked == ["no-such-host.invalid"]
     assert rep.without_sni.result == "connect_error"
+    assert rep.with_sni is not None and rep.with_sni.result == "connect_error"
     assert rep.address is None
-    assert "resolve" in (rep.without_sni.error or "")
+    assert "cannot resolve no-such-host.invalid" in (rep.without_sni.error or "")
+    assert rep.verdict.startswith("Could not connect")
+
+
+@pytest.mark.parametrize("sni", ["a..b", "x" * 70, "\x00", ".lead"])
+def test_unsendable_sni_is_a_usage_error(sni: str) -> None:
+    with pytest.raises(ProbeTargetError):
+        probe("127.0.0.1:1", sni=sni, timeout=1)
 
 
 def test_timeout(serve: Callable[..., Server]) -> None:

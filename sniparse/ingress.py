@@ -186,6 +186,19 @@ class IngressLog:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: counts, sources, unreadable-line examples and every entry."""
+        return {
+            "sources": list(self.sources),
+            "lines": self.lines,
+            "entries": len(self.entries),
+            "unparsed": self.unparsed,
+            "unparsed_examples": [
+                {"source": s, "line": n, "text": t} for s, n, t in self.unparsed_examples
+            ],
+            "items": [e.to_dict() for e in self.entries],
+        }
+
     def __iter__(self) -> Iterator[IngressEntry]:
         return iter(self.entries)
 
@@ -964,11 +977,12 @@ def _skew_guess(all_cands: list[list[tuple[int, int | None, bool]]], band: int) 
 
 def correlate(
     log: IngressLog | Iterable[IngressEntry],
-    handshakes: Iterable[Handshake],
+    handshakes: Iterable[Handshake] | Any,
     *,
     max_skew_ms: float = 5000,
 ) -> IngressCorrelation:
-    """Join ingress log entries to captured handshakes.
+    """Join ingress log entries to captured handshakes (``handshakes`` may also be a
+    :class:`sniparse.report.Report`, whose ``handshakes`` are used).
 
     An entry matches a handshake with the same client ip:port (or the PROXY protocol client)
     whose time is within ``max_skew_ms`` of the entry's. Among several candidates the one
@@ -977,7 +991,8 @@ def correlate(
     ``skew_ms`` is the median of (log time - capture time) over the matches.
     """
     entries = list(log.entries if isinstance(log, IngressLog) else log)
-    hs = list(handshakes)
+    # A Report (anything with a ``handshakes`` sequence) is accepted as well.
+    hs: list[Handshake] = list(getattr(handshakes, "handshakes", handshakes))
     window = int(max_skew_ms * 1_000_000)
 
     by_ep: dict[tuple[str, int | None], list[int]] = {}

@@ -667,3 +667,35 @@ def test_corpus_zeek_conn_state(corpus_dir) -> None:  # type: ignore[no-untyped-
     # Known differences: packets after the flow closed (a RST after FIN), a baseline made
     # from part of its trace.
     assert agree / total >= 0.8, (agree, total)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(
+    st.booleans(),                                   # from the client side
+    st.sampled_from([SYN, SYN | ACK, ACK, ACK | PSH, FIN | ACK, RST, RST | ACK, SYN | FIN]),
+    st.integers(min_value=0, max_value=2**32 - 1),   # seq
+    st.one_of(st.binary(max_size=64),
+              st.sampled_from([HELLO_SNI[:50], HELLO_NOSNI, server_hello(), alert(112),
+                               b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", b"EHLO x\r\nSTARTTLS\r\n"])),
+    st.integers(min_value=0, max_value=200),         # extra wire bytes (snaplen cut)
+), max_size=30))
+def test_hostile_segments_only_documented_behaviour(ops) -> None:  # type: ignore[no-untyped-def]
+    t = FlowTable(Issues(), max_flows=2, stream_cap=2048)
+    ts = T0
+    out: list[Handshake] = []
+    for i, (from_client, flags, seq, payload, extra) in enumerate(ops):
+        ts += MS
+        src, dst, sp, dp = (CIP, SIP, 1234, 443) if from_client else (SIP, CIP, 443, 1234)
+        seg = Segment(i + 1, ts, 4, src, dst, sp, dp, seq, 0, flags, 0, payload,
+                      len(payload) + extra, b"", None, ())
+        out.extend(t.feed(seg))
+        if i % 7 == 6:
+            out.extend(t.expire(ts))
+    out.extend(t.finish())
+    for h in out:
+        assert h.sni_status in ("present", "absent", "empty", "unknown", "malformed")
+        assert h.outcome in ("server_hello", "alert", "server_reset", "server_close",
+                             "client_reset", "no_response")
+        if h.sni_status == "unknown":
+            assert h.unknown_reason in ("truncated", "gap", "capture_end", "midstream")
+    assert len(t) == 0 and not t.decided

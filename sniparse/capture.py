@@ -32,7 +32,6 @@ index, so the files of a rotated set do not multiply the interface table.
 from __future__ import annotations
 
 import bz2
-import gzip
 import heapq
 import io
 import lzma
@@ -184,25 +183,91 @@ class _Capped(io.RawIOBase):
         self._inner = inner
         self._over = over
         self.out = 0
+        self._tripped = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int | None = -1) -> bytes:
+        if self._tripped:
+            raise _Bomb(self.out)
         data = self._inner.read(n if n is not None and n >= 0 else CHUNK)
         self.out += len(data)
-        if self._over(self.out):
-            raise _Bomb(self.out)
+        # The chunk that crosses the cap is still delivered; the next read stops.
+        self._tripped = self._over(self.out)
         return bytes(data)
 
 
+class _Decompressing(io.RawIOBase):
+    """gzip, bzip2 or xz data from ``raw``, decoded on demand.
+
+    At most ``n`` bytes come out of each ``read(n)``, whatever the compression ratio;
+    concatenated members / streams (``cat a.gz b.gz``) are one stream, zero padding after
+    the last is allowed; and every byte decoded before an error is delivered before the
+    error is raised (``EOFError`` when the data stops inside a member, the library's own
+    error when the data is corrupt). The stdlib file classes lose the last decoded bytes
+    of a cut stream, which is why this exists.
+    """
+
+    def __init__(self, kind: str, raw: Any, chunk: int = CHUNK) -> None:
+        super().__init__()
+        self._kind = kind
+        self._raw = raw
+        self._chunk = chunk
+        self._d: Any = self._new()
+        self._carry = b""
+        self._done = False
+
+    def _new(self) -> Any:
+        if self._kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)  # RFC 1952 framing
+        if self._kind == "bzip2":
+            return bz2.BZ2Decompressor()
+        return lzma.LZMADecompressor()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n <= 0:
+            n = self._chunk
+        gz = self._kind == "gzip"
+        while not self._done:
+            d = self._d
+            if d is None:
+                # Between members: skip zero padding; another member may follow.
+                carry = self._carry.lstrip(b"\0")
+                self._carry = b""
+                if not carry:
+                    more = self._raw.read(self._chunk)
+                    if not more:
+                        self._done = True
+                        return b""
+                    self._carry = more
+                    continue
+                self._d = d = self._new()
+                data = carry
+            elif gz and d.unconsumed_tail:
+                data = d.unconsumed_tail
+            elif not gz and not d.needs_input:
+                data = b""  # output was held back by max_length
+            else:
+                data = self._raw.read(self._chunk)
+                if not data:
+                    self._done = True
+                    raise EOFError(f"{self._kind} data ends inside a compressed member")
+            out = d.decompress(data, n) if gz else d.decompress(data, max_length=n)
+            if d.eof:
+                self._carry = d.unused_data
+                self._d = None
+            if out:
+                return bytes(out)
+        return b""
+
+
 def _decompressor(kind: str, raw: _Prefixed, name: str) -> Any:
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == "bzip2":
-        return bz2.BZ2File(raw, "rb")
-    if kind == "xz":
-        return lzma.LZMAFile(cast(IO[bytes], raw), "rb")
+    if kind in ("gzip", "bzip2", "xz"):
+        return _Decompressing(kind, raw)
     try:
         import zstandard
     except ImportError:

@@ -392,7 +392,8 @@ class PcapFramer:
 
     def _check_at(self, buf: bytes, p: int, eof: bool, ref_sec: int | None) -> bool | None:
         """Candidate at ``p`` plus the chain check: the record after it must be plausible
-        too, or the candidate must end exactly at the end of the stream. None: need more."""
+        too (its time close to the candidate's), or -- when there is a reference time --
+        the candidate may end exactly at the end of the stream. None: need more."""
         hdr = self.header
         assert hdr is not None
         rh = hdr.record_header
@@ -404,14 +405,18 @@ class PcapFramer:
             return False
         q = p + rh + caplen
         if q == n and eof:
-            return True
+            return ref_sec is not None
         if q + rh > n:
             return False if eof else None
         sec = struct.unpack_from(hdr.endian + "I", buf, p)[0]
         return self._candidate(buf, q, sec) >= 0
 
     def _plausible_after(self, buf: bytes, start: int) -> bool:
-        """At end of stream: is there a plausible record anywhere in ``buf[start:]``?"""
+        """At end of stream: is there a plausible record anywhere in ``buf[start:]``?
+        Without a good record before (no reference time) the answer is no: a cut first
+        record is far likelier than a corrupt one."""
+        if self.last_sec is None:
+            return False
         r = self._scan(buf, start, True, blind_from=self.offset + start)
         return r is not None and r >= 0
 

@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 sys.path.insert(0, str(HERE))
 
-import gen_capture  # noqa: E402
+import gen_capture
 
 # ---------------------------------------------------------------------------------------------
 # Captures
@@ -311,8 +311,12 @@ def ratio(r: Result, ref: Result | None) -> str:
     if r.sample:
         if r.pps <= 0:
             return "-"
-        return "~" + _fmt((r.capture.packets / r.pps) / ref.wall, 1)
-    return _fmt(r.wall / ref.wall, 1)
+        return "~" + _ratio((r.capture.packets / r.pps) / ref.wall)
+    return _ratio(r.wall / ref.wall)
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2g}" if x < 1 else _fmt(x, 1)
 
 
 def markdown_table(results: Iterable[Result]) -> str:
@@ -385,6 +389,7 @@ def rss_mode(data_dir: Path, size: int, workdir: Path) -> str:
         for tool in tools:
             _log(f"{cap.path.name}: {tool.name} ...")
             r = run_tool(tool, cap, workdir)
+            _log(f"  {r.status} {r.wall:.2f} s, {r.rss_mb:.0f} MB" + (f" ({r.error})" if r.error else ""))
             if r.status != "ok":
                 rows.append(f"| {cap.label} | {cap.bytes / 1e6:.0f} | {tool.name} | {r.status} "
                             f"| | | {r.error[:80].replace('|', '/')} |")

@@ -160,6 +160,7 @@ TOOLS: list[Tool] = [
     Tool("scapy", _py("peer_scapy.py"), sample=True),
     Tool("pyshark", _py("peer_pyshark.py"), sample=True),
 ]
+TIMEOUT = 3600.0   # seconds per tool run; --timeout
 TOOL_NAMES = {"cat": "cat > /dev/null", "iter": "sniparse.iter_handshakes"}
 
 
@@ -202,7 +203,7 @@ def run_tool(tool: Tool, cap: Capture, workdir: Path, *, sample: int = 0) -> Res
     cmd, to_stdout = tool.argv(cap.path, out, count)
     stdout_path = out if to_stdout else workdir / f"{cap.path.stem}.{slug}.stdout"
     subprocess.run([sys.executable, str(HERE / "_measure.py"), str(res_path), str(stdout_path),
-                    "--", *cmd], check=True)
+                    str(TIMEOUT), "--", *cmd], check=True)
     m = json.loads(res_path.read_text())
     packets = count or cap.packets
     nbytes = int(cap.bytes * packets / cap.packets) if cap.packets else cap.bytes
@@ -378,14 +379,14 @@ def run_benchmarks(captures: list[Capture], tools: list[Tool], workdir: Path,
     return results
 
 
-def rss_mode(data_dir: Path, size: int, workdir: Path) -> str:
+def rss_mode(data_dir: Path, size: int, workdir: Path, mix: str = "bulk") -> str:
     """sniparse's peak RSS on a capture of ``size`` bytes and on one a tenth of it."""
     tools = [t for t in TOOLS if t.name in ("cat > /dev/null", "sniparse",
                                              "sniparse.iter_handshakes")]
     rows = ["| capture | file MB | tool | wall s | MB/s | peak RSS MB | RSS / file size |",
             "|---|---:|---|---:|---:|---:|---:|"]
     for s in (size // 10, size):
-        cap = ensure_capture(data_dir, "bulk", "ether", size=s)
+        cap = ensure_capture(data_dir, mix, "ether", size=s)
         for tool in tools:
             _log(f"{cap.path.name}: {tool.name} ...")
             r = run_tool(tool, cap, workdir)
@@ -418,19 +419,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure sniparse's peak RSS on a large capture instead")
     ap.add_argument("--rss-size", type=gen_capture.parse_size, default=2_000_000_000,
                     help="size of the --rss capture (default 2GB)")
+    ap.add_argument("--rss-mix", choices=("bulk", "handshake"), default="bulk",
+                    help="traffic mix of the --rss captures (default bulk)")
+    ap.add_argument("--link", choices=("ether", "sll2", "mixed"),
+                    help="link type of both captures (default: bulk ether, handshake sll2)")
+    ap.add_argument("--timeout", type=float, default=3600.0,
+                    help="seconds after which a tool's run is stopped and reported failed")
     a = ap.parse_args(argv)
+    global TIMEOUT
+    TIMEOUT = a.timeout
     packets = a.packets or (30_000 if a.quick else 500_000)
     sample = a.sample or (3_000 if a.quick else 20_000)
     a.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.data_dir, prefix="run-") as td:
         workdir = Path(td)
         if a.rss:
-            print(rss_mode(a.data_dir, a.rss_size, workdir))
+            print(rss_mode(a.data_dir, a.rss_size, workdir, a.rss_mix))
             return 0
         mixes = ["bulk", "handshake"] if a.mix == "both" else [a.mix]
         # The bulk capture is Ethernet with VLAN tags; the handshake-heavy one is what
         # `tcpdump -i any` writes (LINUX_SLL2). Both are classic pcap, which every peer reads.
-        links = {"bulk": "ether", "handshake": "sll2"}
+        links = {"bulk": a.link or "ether", "handshake": a.link or "sll2"}
         caps = [ensure_capture(a.data_dir, m, links[m], packets=packets, seed=a.seed)
                 for m in mixes]
         results = run_benchmarks(caps, select_tools(a.tools), workdir, sample)

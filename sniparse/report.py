@@ -201,12 +201,20 @@ class CaptureStats:
 def _iso(ts_ns: int | None) -> str | None:
     if ts_ns is None:
         return None
-    try:
-        dt = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        # A corrupt or hostile timestamp beyond year 9999: keep the integer, skip the text.
-        return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts_ns % 1_000_000_000) // 1000:06d}Z"
+    sec = ts_ns // 1_000_000_000
+    # Handshakes come in time order, so one cached second saves most datetime work.
+    if sec != _ISO_CACHE[0]:
+        try:
+            dt = datetime.fromtimestamp(sec, tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            # A corrupt or hostile timestamp beyond year 9999: keep the integer, skip the text.
+            return None
+        _ISO_CACHE[0] = sec
+        _ISO_CACHE[1] = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_ISO_CACHE[1]}.{(ts_ns % 1_000_000_000) // 1000:06d}Z"
+
+
+_ISO_CACHE: list[Any] = [None, ""]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,14 +238,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_REST_COLUMNS = HANDSHAKE_COLUMNS[2:]
+
+
 def handshake_to_dict(h: Handshake) -> dict[str, Any]:
     """One handshake as a JSON-ready dict keyed by :data:`HANDSHAKE_COLUMNS` (tuples become
     lists, ``sni_raw`` becomes hex text)."""
-    out: dict[str, Any] = {}
-    for name in HANDSHAKE_COLUMNS:
-        # ``ts`` is derived here rather than read from Handshake.ts, which cannot represent
-        # timestamps past year 9999 (corrupt captures have them).
-        out[name] = _iso(h.ts_ns) if name == "ts" else _jsonable(getattr(h, name))
+    # Hot for large reports: read the instance dict once instead of 30 getattr calls, and
+    # convert only the few tuple / bytes values.
+    src = h.__dict__
+    # ``ts`` is derived here rather than read from Handshake.ts, which cannot represent
+    # timestamps past year 9999 (corrupt captures have them).
+    out: dict[str, Any] = {"ts_ns": h.ts_ns, "ts": _iso(h.ts_ns)}
+    for name in _REST_COLUMNS:
+        v = src[name]
+        t = type(v)
+        if t is tuple:
+            v = list(v) if all(type(x) is not bytes for x in v) else [_jsonable(x) for x in v]
+        elif t is bytes:
+            v = v.hex()
+        out[name] = v
     return out
 
 
@@ -967,8 +987,27 @@ class Report:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The whole report (see :meth:`to_dict`) as JSON text."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """The whole report (see :meth:`to_dict`) as JSON text.
+
+        With ``indent``, each handshake still sits compact on one line: Python's indenting
+        encoder is several times slower than the compact one, and a capture can hold
+        hundreds of thousands of handshakes.
+        """
+        d = self.to_dict()
+        if indent is None:
+            return json.dumps(d, ensure_ascii=False)
+        pad = " " * indent
+        parts = []
+        for key, value in d.items():
+            if key == "handshakes" and value:
+                body = (",\n" + pad * 2).join(json.dumps(x, ensure_ascii=False) for x in value)
+                text = f"[\n{pad * 2}{body}\n{pad}]"
+            else:
+                text = json.dumps(value, indent=indent, ensure_ascii=False).replace(
+                    "\n", "\n" + pad
+                )
+            parts.append(f"{pad}{json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(parts) + "\n}"
 
     def to_pandas(self, view: str = "handshakes") -> Any:
         """One view as a pandas DataFrame (pandas is imported here, not before).

@@ -581,10 +581,12 @@ def analyze_cmd(
         ingress = _correlate_ingress(ingress_logs, report)
 
     if fmt == "json":
-        data = report.to_dict()
+        text = report.to_json(indent=2)
         if ingress is not None:
-            data["ingress"] = ingress.to_dict()
-        _emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output)
+            extra = json.dumps(ingress.to_dict(), indent=2, ensure_ascii=False)
+            text = text[: text.rindex("\n}")] + ',\n  "ingress": ' + extra.replace(
+                "\n", "\n  ") + "\n}"
+        _emit(text + "\n", output)
     elif fmt == "ndjson":
         _emit(render_ndjson(report), output)
     elif fmt == "csv":

@@ -188,12 +188,12 @@ class _Dir:
         "vlan",
     )
 
-    def __init__(self, seg: Segment, key: bytes) -> None:
+    def __init__(self, seg: Segment, key: bytes, reverse: bool = False) -> None:
         self.key = key
-        self.src = seg.src
-        self.dst = seg.dst
-        self.sport = seg.sport
-        self.dport = seg.dport
+        if reverse:
+            self.src, self.dst, self.sport, self.dport = seg.dst, seg.src, seg.dport, seg.sport
+        else:
+            self.src, self.dst, self.sport, self.dport = seg.src, seg.dst, seg.sport, seg.dport
         self.syn = False
         self.synack = False
         self.fin = False
@@ -335,10 +335,13 @@ class FlowTable:
         return len(self._live)
 
     # -- public API ---------------------------------------------------------------------
-    def feed(self, seg: Segment) -> list[Handshake]:
-        """Process one TCP segment; returns the handshakes of flows this segment closed."""
+    def feed(self, seg: Segment, key: bytes | None = None) -> list[Handshake]:
+        """Process one TCP segment; returns the handshakes of flows this segment closed
+        (usually none). ``key``: the segment's :func:`~sniparse.tcp.flow_key` when the
+        caller already has it."""
         out: list[Handshake] = []
-        key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
+        if key is None:
+            key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
         flags = seg.flags
         pure_syn = (flags & (SYN | ACK)) == SYN
         flow = self._flows.get(key)
@@ -369,7 +372,7 @@ class FlowTable:
                 out.extend(self._evict())
             a = _Dir(seg, key)
             rkey = flow_key(seg.dst, seg.src, seg.dport, seg.sport)
-            b = _Dir(seg._replace(src=seg.dst, dst=seg.src, sport=seg.dport, dport=seg.sport), rkey)
+            b = _Dir(seg, rkey, reverse=True)
             b.pkts = 0
             flow = _Flow(a, b, seg.ts_ns)
             self._flows[key] = flow

@@ -32,7 +32,8 @@ hellos are retransmitted. Connections close with FIN.
 Speed: packets are assembled with ``struct`` from per-direction header templates into one
 buffer written in large chunks; memory is constant (only the open flows are held). TCP
 checksums are left zero (tshark and dpkt do not verify them by default); IPv4 header
-checksums are correct.
+checksums are correct. Client-to-server Ethernet frames shorter than 60 bytes carry the
+padding a NIC adds.
 """
 
 from __future__ import annotations
@@ -505,6 +506,10 @@ class Generator:
             x = (x & 0xFFFF) + (x >> 16)
             ip = _IPV4.pack(0x45, 0, tot, f.ipid, 0x4000, 64, 6, ~x & 0xFFFF, src, dst)
         n = len(link) + len(ip) + tl
+        # Frames received from the wire are padded to Ethernet's 60-byte minimum (IEEE 802.3
+        # §3.2.8); the IP total length, not the frame length, bounds the packet.
+        pad = 60 - n if (d == C2S and n < 60 and self.link != "sll2" and f.iface == 0) else 0
+        n += pad
         self.ts += 2000 + int(self.rng.random() * 36000)
         buf = self.buf
         buf += self.w.header(self.ts, f.iface, n)
@@ -512,6 +517,8 @@ class Generator:
         buf += ip
         buf += tcp
         buf += payload
+        if pad:
+            buf += bytes(pad)
         if self.link == "mixed":
             buf += self.w.trailer_pad(n)
         self.packets += 1

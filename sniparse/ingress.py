@@ -638,6 +638,7 @@ class LogSummary:
     no_chain_listeners: tuple[tuple[str, int], ...]
     unparsed_examples: tuple[tuple[str, int, str], ...] = ()
     sources: tuple[str, ...] = ()
+    by_sni: tuple[tuple[str, int], ...] = ()  # requested server names, "-" for none
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with stable keys."""
@@ -652,6 +653,7 @@ class LogSummary:
             "without_sni": self.without_sni,
             "by_details": dict(self.by_details),
             "by_flags": dict(self.by_flags),
+            "by_sni": dict(self.by_sni),
             "filter_chain_not_found_clients": [c.to_dict() for c in self.no_chain_clients],
             "filter_chain_not_found_listeners": dict(self.no_chain_listeners),
             "unparsed_examples": [
@@ -689,7 +691,9 @@ class LogSummary:
                            f"{_iso(c.last_ns) or '-':<27} {','.join(c.local_addresses) or '-'}")
             if len(self.no_chain_clients) > _LIST_LIMIT:
                 out.append(f"  ... {len(self.no_chain_clients) - _LIST_LIMIT} more")
-        for title, rows in (("By details:", self.by_details), ("By response flags:", self.by_flags)):
+        for title, rows in (("By details:", self.by_details),
+                            ("By response flags:", self.by_flags),
+                            ("By requested server name (SNI):", self.by_sni)):
             if rows:
                 out.append("")
                 out.append(title)
@@ -708,6 +712,7 @@ def summarize(log: IngressLog) -> LogSummary:
     were refused with ``filter_chain_not_found``."""
     details: Counter[str] = Counter()
     flags: Counter[str] = Counter()
+    snis: Counter[str] = Counter()
     listeners: Counter[str] = Counter()
     clients: dict[str, list[Any]] = {}
     first = last = None
@@ -715,6 +720,7 @@ def summarize(log: IngressLog) -> LogSummary:
     for e in log.entries:
         details[e.details or "-"] += 1
         flags[e.flags or "-"] += 1
+        snis[e.sni or "-"] += 1
         if e.sni is None:
             no_sni += 1
         if e.ts_ns is not None:
@@ -749,6 +755,7 @@ def summarize(log: IngressLog) -> LogSummary:
         no_chain_listeners=tuple(listeners.most_common()),
         unparsed_examples=log.unparsed_examples,
         sources=log.sources,
+        by_sni=tuple(snis.most_common()),
     )
 
 
@@ -874,6 +881,14 @@ class IngressCorrelation:
             f"matched to captured connections, {len(self.unmatched)} without a captured flow; "
             f"clock skew {skew} (log minus capture)."
         )
+        if not self.matched and self.entries:
+            out.append(
+                f"No log entry matched a captured connection. Either the capture was taken "
+                f"where the ingress sees other client addresses (NAT, a load balancer or a "
+                f"proxy in between: compare the log's client addresses with the capture's), "
+                f"the log and the capture cover different times, or the clocks differ by "
+                f"more than {self.max_skew_ms:g} ms (raise max_skew_ms)."
+            )
         m, nosni, resets, med = self._no_chain_story()
         if m:
             s = (f"filter_chain_not_found confirmed by the capture: {nosni} of {m} matched "

@@ -315,6 +315,7 @@ def test_summarize(fixtures_dir: Path) -> None:
     assert dict(s.by_details)["filter_chain_not_found"] == 7
     assert dict(s.by_details)["via_upstream"] == 2
     assert dict(s.by_flags) == {"NR": 7, "-": 2}
+    assert dict(s.by_sni) == {"-": 7, "api.example.test": 2}
     assert s.without_sni == 7
     top = s.no_chain_clients[0]
     assert (top.ip, top.count) == ("10.20.1.7", 3)
@@ -407,6 +408,7 @@ def test_correlate_window_is_respected() -> None:
     flows = [hs("10.0.0.1", 5000, T0)]
     c = correlate([_entry("10.0.0.1", 5000, T0 + 6000 * MS)], flows, max_skew_ms=5000)
     assert not c.matched and len(c.unmatched) == 1 and c.skew_ms is None
+    assert "No log entry matched" in c.render_text()
     c = correlate([_entry("10.0.0.1", 5000, T0 + 6000 * MS)], flows, max_skew_ms=7000)
     assert len(c.matched) == 1 and c.skew_ms == pytest.approx(6000.0)
 

@@ -748,7 +748,11 @@ class Report:
                     return _example(h)
             return None
 
-        if rejected_without and served_with:
+        # Most attempts without SNI refused, most answered attempts with SNI served: proven.
+        # Comparing majorities (not mere presence) keeps one stray ServerHello or RST from
+        # turning a flaky endpoint into an SNI verdict.
+        mostly_refused = rejected_without > served_without
+        if mostly_refused and served_with > rejected_with:
             partial = (
                 f" {served_without} attempt(s) without SNI did get a ServerHello (another "
                 f"replica or listener configured differently?)."
@@ -769,7 +773,13 @@ class Report:
                 fix=_FIX_GENERAL,
                 example_flow=ex("without", "server_reset", "alert"),
             )
-        if rejected_without and not a.with_sni:
+        if mostly_refused and not rejected_with:
+            compare = (
+                "The capture holds no attempt with SNI to this endpoint to compare with"
+                if not a.with_sni
+                else f"None of the {a.with_sni} attempts with SNI to this endpoint got a "
+                "TLS answer to compare with"
+            )
             return Verdict(
                 kind="sni_required_likely",
                 server=ep,
@@ -777,21 +787,21 @@ class Report:
                 summary=(
                     f"{ep} probably requires SNI: {rejected_without} of {a.without_sni} "
                     f"attempts without SNI from {who} were refused ({reaction}; typically "
-                    f"within {ms}). The capture holds no attempt with SNI to this endpoint to "
-                    f"compare with, so this is likely but unproven.{unknown_note}"
+                    f"within {ms}). {compare}, so this is likely but unproven.{unknown_note}"
                 ),
                 evidence=evidence,
                 fix=_FIX_GENERAL + " To prove it, capture one connection with SNI too "
                 "(e.g. `sniparse probe HOST` or `openssl s_client -servername NAME`).",
                 example_flow=ex("without", "server_reset", "alert"),
             )
-        if rejected_without and rejected_with and not served_with:
+        if mostly_refused:
             return Verdict(
                 kind="all_rejected",
                 server=ep,
                 severity="warning",
                 summary=(
-                    f"{ep} refuses every handshake, with or without SNI ({rejected_with} of "
+                    f"{ep} refuses {'every' if not served_with else 'most'} handshake"
+                    f"{'' if not served_with else 's'}, with or without SNI ({rejected_with} of "
                     f"{a.with_sni} with SNI and {rejected_without} of {a.without_sni} without "
                     f"were refused): this is not an SNI problem (listener down, firewall, "
                     f"wrong port, TLS policy).{unknown_note}"
@@ -801,6 +811,13 @@ class Report:
                 example_flow=ex("with", "server_reset", "alert") or ex("without", "server_reset"),
             )
         if served_without:
+            refused_note = (
+                f" {rejected_without} other{'s were' if rejected_without > 1 else ' was'} "
+                f"refused ({reaction}): perhaps one replica "
+                f"or listener is configured differently."
+                if rejected_without
+                else ""
+            )
             return Verdict(
                 kind="non_sni_served",
                 server=ep,
@@ -808,7 +825,7 @@ class Report:
                 summary=(
                     f"{ep} already serves clients without SNI: {served_without} of "
                     f"{a.without_sni} attempts without SNI from {who} got a ServerHello "
-                    f"(typically within {ms}).{unknown_note}"
+                    f"(typically within {ms}).{refused_note}{unknown_note}"
                 ),
                 evidence=evidence,
                 fix=None,

@@ -315,3 +315,28 @@ def test_corrupt_timestamps_do_not_break_views() -> None:
     df = r.to_pandas()
     assert pd.isna(df["ts"].iloc[0]) and not pd.isna(df["ts"].iloc[1])
     r.to_pandas("clients")
+
+
+def test_flaky_endpoint_is_not_an_sni_verdict() -> None:
+    # With SNI mostly reset too: one stray ServerHello must not prove an SNI requirement.
+    hands = [hs(t=i) for i in range(3)]
+    hands += [hs(sni="a.example", outcome="server_reset", t=i) for i in range(5)]
+    hands += [hs(sni="a.example", outcome="server_hello")]
+    r = Report.build(hands)
+    assert kinds(r) == {"10.0.0.9:443": "all_rejected"}
+    assert "most handshakes" in r.verdicts[0].summary
+
+
+def test_sni_attempts_unanswered_make_it_likely() -> None:
+    hands = [hs(), hs(sni="a.example", outcome="no_response", ms=None)]
+    r = Report.build(hands)
+    assert kinds(r) == {"10.0.0.9:443": "sni_required_likely"}
+    assert "None of the 1 attempts with SNI" in r.verdicts[0].summary
+
+
+def test_mostly_served_without_sni_mentions_refusals() -> None:
+    hands = [hs(outcome="server_hello", t=i) for i in range(3)] + [hs()]
+    hands += [hs(sni="a.example", outcome="server_hello")]
+    r = Report.build(hands)
+    assert kinds(r) == {"10.0.0.9:443": "non_sni_served"}
+    assert "1 other was refused" in r.verdicts[0].summary

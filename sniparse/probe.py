@@ -165,18 +165,17 @@ class ProbeAttempt:
         ms = f" after {self.outcome_ms:.1f} ms" if self.outcome_ms is not None else ""
         r = self.result
         if r == "server_hello":
-            parts = [f"ServerHello{ms}"]
-            if self.hrr:
-                parts.append("(HelloRetryRequest first)")
+            parts = [f"ServerHello{ms}" + (" (after a HelloRetryRequest)" if self.hrr else "")]
             if self.version:
                 parts.append(f"{self.version} {self.cipher or ''}".rstrip())
             if self.cert_cn or self.cert_sans:
-                parts.append(f"certificate CN={self.cert_cn or '-'}")
+                cert = f"certificate CN={self.cert_cn or '-'}"
                 if self.cert_sans:
-                    parts.append("SAN=" + ",".join(self.cert_sans))
+                    cert += " SAN=" + ",".join(self.cert_sans)
+                parts.append(cert)
             if not self.handshake_complete and self.error:
-                parts.append(f"(handshake not completed: {self.error})")
-            return ", ".join([parts[0], " ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+                parts.append(f"handshake not completed: {self.error}")
+            return ", ".join(parts)
         if r == "alert":
             return f"TLS alert {self.alert} {self.alert_name}{ms}"
         if r == "server_reset":
@@ -509,12 +508,15 @@ def _handshake(
         pass
     except ssl.SSLError as e:  # pragma: no cover - a client hello cannot fail locally
         return ProbeAttempt("connect_error", sni=sni, error=f"TLS setup: {e}")
+    # The clock starts as the hello is handed to the kernel: reading it after sendall()
+    # returns could miss a fast server's answer (and, with a server in this process, the
+    # whole handshake the other thread ran meanwhile).
+    t0 = time.perf_counter_ns()
     try:
         flush()
     except OSError as e:
         return ProbeAttempt("server_reset" if _is_reset(e) else "connect_error", sni=sni,
                             error=e.strerror or str(e))
-    t0 = time.perf_counter_ns()
 
     first = b""
     decided: tuple[str, int | None, int | None, bool] | None = None

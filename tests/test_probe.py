@@ -199,6 +199,19 @@ def accept_all(cert: tuple[Path, Path]) -> Callable[[socket.socket, Server], Non
     return handler
 
 
+def hello_retry(cert: tuple[Path, Path]) -> Callable[[socket.socket, Server], None]:
+    """Accept only P-384: Python's client offers an X25519 key share first, so a TLS 1.3
+    server must answer with a HelloRetryRequest (RFC 8446 §4.1.4)."""
+    ctx = _server_ctx(cert)
+    ctx.set_ecdh_curve("secp384r1")
+
+    def handler(conn: socket.socket, srv: Server) -> None:
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1024)
+
+    return handler
+
+
 def silent(conn: socket.socket, srv: Server) -> None:
     conn.recv(65536)
     srv.stop.wait(3)
@@ -313,6 +326,16 @@ def test_accepts_both(serve: Callable[..., Server], cert: tuple[Path, Path]) -> 
     # The certificate does not name "localhost": say so.
     assert "does not cover localhost" in rep.verdict
     assert srv.seen_sni == ["localhost", None]
+
+
+def test_hello_retry_request(serve: Callable[..., Server], cert: tuple[Path, Path]) -> None:
+    srv = serve(hello_retry(cert))
+    rep = probe(f"127.0.0.1:{srv.port}", timeout=5)
+    a = rep.without_sni
+    assert a.result == "server_hello" and a.hrr and a.handshake_complete
+    assert a.version == "TLSv1.3"
+    assert "HelloRetryRequest" in a.describe()
+    assert rep.to_dict()["without_sni"]["hrr"] is True
 
 
 def test_ip_target_without_sni_skips_with_sni(

@@ -581,6 +581,10 @@ class FlowTable:
         flow.hello_end = end
         flow.hspan = st.span(flow.hello_start, end)
         flow.q = _Q_DONE
+        if 0x0304 not in ch.supported_versions and flow.server.stream is not st:
+            # No TLS 1.3 offered, so no HelloRetryRequest and no second hello to read
+            # (RFC 8446 §4.1.4): the client's question is answered, drop its bytes.
+            st.release()
 
     def _read_second_hello(self, flow: _Flow, st: Stream, *, final: bool) -> None:
         buf = st.data
@@ -659,15 +663,18 @@ class FlowTable:
                     "malformed", "tls", f"ServerHello could not be parsed: {e.detail}",
                     flow=self._flow_text(flow), key=("server_hello_malformed", e.detail),
                 )
-                return
-            flow.server_other = f"the server's first TLS bytes are malformed: {e.detail}"
-            self._note_server_other(flow)
+            else:
+                flow.server_other = f"the server's first TLS bytes are malformed: {e.detail}"
+                self._note_server_other(flow)
+            self._server_answered(flow)
             return
         if r is None:
             if st.full:
                 flow.server_other = "the server's first TLS message exceeds the buffer"
+                self._server_answered(flow)
             return
         self._set_reaction(flow, st, flow.sstart, r)
+        self._server_answered(flow)
 
     def _set_reaction(self, flow: _Flow, st: Stream, start: int, r: ServerReaction) -> None:
         kind = r.kind
@@ -699,6 +706,12 @@ class FlowTable:
                 else "the server's first TLS record is neither a ServerHello nor an alert"
             )
             self._note_server_other(flow)
+
+    @staticmethod
+    def _server_answered(flow: _Flow) -> None:
+        st = flow.server.stream
+        if st is not None and not st.released:
+            st.release()
 
     def _note_server_other(self, flow: _Flow) -> None:
         self.issues.add("info", "flow", flow.server_other or "", flow=self._flow_text(flow),

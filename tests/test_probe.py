@@ -484,7 +484,7 @@ def nginx(tmp_path: Path, cert: tuple[Path, Path]) -> Iterator[int]:
     conf = tmp_path / "nginx.conf"
     conf.write_text(NGINX_CONF.format(d=tmp_path, port=port, name=NAME, crt=cert[0], key=cert[1]))
     proc = subprocess.Popen(
-        [exe, "-p", str(tmp_path), "-c", str(conf)],
+        [exe, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

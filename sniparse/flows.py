@@ -17,7 +17,14 @@ Rules
   becomes ``proxy_client``), HTTP ``CONNECT``, STARTTLS (SMTP, IMAP, POP3 ``STLS``, FTP
   ``AUTH TLS``, XMPP ``<starttls``), PostgreSQL SSLRequest. The server's TLS reaction is then
   read from the first TLS record header that follows its plaintext replies (after a line
-  end, a ``>`` or PostgreSQL's ``S``).
+  end, a ``>`` or PostgreSQL's ``S``). Other, binary preludes (SOCKS, RDP, MySQL and LDAP
+  STARTTLS...) are found by scanning the client's first 4 KiB for an offset where a whole
+  ClientHello parses (``prelude`` ``socks``, ``rdp``, ``starttls_mysql``, ``starttls_ldap``
+  or ``unknown``); the server's reaction is then its first ServerHello or alert record
+  header. While that scan waits for more bytes the flow stays open; it gives up (``not_tls``)
+  at 4 KiB of client bytes, at 16 KiB from the server, or when the flow closes. HTTP
+  requests, HTTP responses and SSH banners are rejected at once. ``proxy_client`` is
+  ``ip:port`` (``[ip]:port`` for IPv6).
 * **Hello status.** Complete hello: its ``sni_status``. :class:`MalformedError`:
   ``malformed`` + ``detail``. A hello that never completes: ``unknown`` with
   ``unknown_reason`` ``truncated`` (snaplen cut), ``gap`` (bytes missing from the capture, or
@@ -36,9 +43,19 @@ Rules
   byte arrived to the reaction's packet.
 * **HelloRetryRequest.** ``hrr=True``; the client's second ClientHello (after an optional
   ChangeCipherSpec, RFC 8446 §D.4) is parsed and an Issue is added when its SNI differs.
-* **Zeek.** ``conn_state`` and ``history`` follow Zeek's conn.log definitions, computed when
-  the flow closes (originator = client). History letters S h A D F R, first occurrence per
-  direction, upper case for the originator, ``^`` when the first packet came from the server.
+* **Zeek.** ``conn_state`` and ``history`` follow Zeek's conn.log definitions (the
+  ``conn_state`` function of ``base/protocols/conn/main.zeek``), computed when the flow closes
+  (originator = client). History letters S h A D F R, first occurrence per direction, upper
+  case for the originator, ``^`` when the first packet came from the server. Differences:
+  a flow closes at its first RST or its second FIN, so packets after that (a RST after both
+  FINs, a FIN after a RST) are not reflected; the optional letters C T W G I Q are not
+  produced.
+* **Closing.** A closed flow leaves the table; its keys stay for up to a minute as
+  tombstones so stray packets after the close (the last ACK, a late RST) do not start
+  phantom flows (``stats["after_close"]``). A SYN without ACK always starts a new flow, and
+  one with another ISN on a live tuple closes the old flow first (port reuse).
+* **Memory.** The client's bytes are dropped once its hello is read (kept only while a TLS
+  1.3 hello may still meet a HelloRetryRequest), the server's once its reaction is read.
 * **Skipping.** :attr:`FlowTable.decided` holds the direction keys of live flows whose
   question is answered *and* whose direction already shows both ``A`` and ``D`` history
   letters (the only things a data or pure-ACK packet could still add), so a caller may skip

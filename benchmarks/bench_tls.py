@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Microbenchmark of the TLS layer: µs per ClientHello parse, with and without fingerprints.
+
+Hellos: a typical ~500-byte one (Python's ssl, ``fixtures/hellos/python_sni.bin``) and a
+~1.7 KB Chrome-like post-quantum one (``chrome_like_pq_sni.bin``), plus the same Chrome-like
+hello split over three records (the reassembly path).
+
+    python benchmarks/bench_tls.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import timeit
+from pathlib import Path
+
+from sniparse.fingerprint import ja3, ja4, ja4_r
+from sniparse.tls import looks_like_tls_hello, read_client_hello, read_server_reaction
+
+HELLOS = Path(__file__).resolve().parent.parent / "fixtures" / "hellos"
+
+
+def _three_records(data: bytes) -> bytes:
+    msg = data[5:]
+    a, b = len(msg) // 3, 2 * len(msg) // 3
+    out = b""
+    for frag in (msg[:a], msg[a:b], msg[b:]):
+        out += b"\x16\x03\x01" + len(frag).to_bytes(2, "big") + frag
+    return out
+
+
+def bench(fn: object, number: int, repeat: int) -> float:
+    """Best-of-``repeat`` µs per call."""
+    # CPU time of this process: the benchmark host is shared, wall time would count waits.
+    t = timeit.Timer(fn, timer=time.process_time)  # type: ignore[arg-type]
+    return min(t.repeat(repeat=repeat, number=number)) / number * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--number", type=int, default=20_000)
+    args = ap.parse_args()
+
+    cases = {
+        "python ssl hello": (HELLOS / "python_sni.bin").read_bytes(),
+        "chrome-like PQ hello": (HELLOS / "chrome_like_pq_sni.bin").read_bytes(),
+    }
+    cases["chrome-like PQ, 3 records"] = _three_records(cases["chrome-like PQ hello"])
+    server = (HELLOS / "server_tls13_hello.bin").read_bytes()
+
+    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'+ja3':>8} {'+ja3+ja4':>9} {'+ja4_r':>8}")
+    for name, data in cases.items():
+        n, r = args.number, args.repeat
+        parse = bench(lambda d=data: read_client_hello(d), n, r)
+        h = read_client_hello(data)
+        assert h is not None
+        hello = h[0]
+        with_ja3 = bench(lambda d=data: ja3(read_client_hello(d)[0]), n, r)  # type: ignore[index]
+
+        def both(d: bytes = data) -> None:
+            ch = read_client_hello(d)[0]  # type: ignore[index]
+            ja3(ch)
+            ja4(ch)
+
+        with_both = bench(both, n, r)
+        raw = bench(lambda: ja4_r(hello), n, r)
+        print(f"{name:28} {len(data):6d} {parse:7.1f}µ {with_ja3:7.1f}µ {with_both:8.1f}µ "
+              f"{raw:7.1f}µ")
+    print(f"{'looks_like_tls_hello':28} {'':6} "
+          f"{bench(lambda: looks_like_tls_hello(cases['python ssl hello']), 200_000, 5):7.2f}µ")
+    print(f"{'read_server_reaction':28} {len(server):6d} "
+          f"{bench(lambda: read_server_reaction(server), args.number, 5):7.1f}µ")
+
+
+if __name__ == "__main__":
+    main()

@@ -204,6 +204,7 @@ class PcapFramer:
         self._resync_frame = 0
         self._resync_reason = ""
         self._warned_caplen = False
+        self._dead = False
 
     # -- issues -------------------------------------------------------------------------
     def _issue(self, kind: str, detail: str, frame: int | None, key: str) -> None:
@@ -238,6 +239,8 @@ class PcapFramer:
         ``truncated`` and the returned offset is ``len(buf)``.
         """
         n = len(buf)
+        if self._dead:
+            return n  # gave up on the rest of the stream (reported once)
         if self.header is None:
             hdr = parse_header(buf, pos)
             if hdr is None:
@@ -273,6 +276,7 @@ class PcapFramer:
                     r = self._scan(buf, pos, eof)
                     if r is None:
                         self._report_resync(None, n)
+                        self._dead = not eof
                         return n
                     if r < 0:
                         return -1 - r
@@ -371,8 +375,7 @@ class PcapFramer:
         else:
             detail = (
                 f"corrupt record header at byte {start_abs} ({self._resync_reason}); "
-                f"no plausible record after it: the last {self.offset + n - start_abs} "
-                "bytes of the file are unreadable"
+                "no plausible record found after it: the rest of the file is unreadable"
             )
         self._issue("malformed", detail, self._resync_frame, "corrupt")
 

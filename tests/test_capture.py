@@ -269,6 +269,21 @@ def test_garbage_after_corrupt_header_is_skipped_fast() -> None:
     assert [i.kind for i in issues] == ["malformed"]
 
 
+def test_blind_resync_gives_up_cleanly() -> None:
+    """A corrupt *first* record has no timestamp to compare with: the scan is bounded,
+    and when it gives up, nothing after it is misread as records."""
+    good = (FORMATS / "pcap_usec_le.pcap").read_bytes()
+    hdr, body = good[:24], good[24:]
+    junk = bytes((i * 7919 + (i >> 8)) & 0xFF for i in range(2_500_000))
+    bad = struct.pack("<IIII", 1_700_000_000, 0, 0x7FFFFFFF, 0x7FFFFFFF)
+    recs, issues, _ = read(hdr + bad + junk + body, chunk_size=65536)
+    assert recs == []
+    assert [i.kind for i in issues] == ["malformed"]
+    # close after the corrupt first record, it is found again
+    recs, issues, _ = read(hdr + bad + junk[:1000] + body, chunk_size=4096)
+    assert len(recs) == 6 and [i.kind for i in issues] == ["malformed"]
+
+
 def test_hostile_lengths_are_bounded() -> None:
     hdr = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0xFFFFFFFF, 1)
     # a record claiming 4 GiB, then nothing plausible: one issue, no huge allocation

@@ -161,6 +161,7 @@ TOOLS: list[Tool] = [
     Tool("pyshark", _py("peer_pyshark.py"), sample=True),
 ]
 TIMEOUT = 3600.0   # seconds per tool run; --timeout
+CLOCK = "wall"     # what rates and ratios divide by; --clock
 TOOL_NAMES = {"cat": "cat > /dev/null", "iter": "sniparse.iter_handshakes"}
 
 
@@ -174,6 +175,7 @@ class Result:
     bytes: int                      # bytes the tool read (estimated for a sample)
     wall: float
     rss_mb: float
+    cpu: float                      # user + system seconds of the tool and its children
     status: str                     # ok | failed | missing
     error: str = ""
     sample: bool = False
@@ -182,14 +184,19 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def time(self) -> float:
+        """The time the rates and ratios use: wall seconds, or CPU seconds (``--clock cpu``)."""
+        return self.cpu if CLOCK == "cpu" else self.wall
+
+    @property
     def pps(self) -> float:
         """Packets per second."""
-        return self.packets / self.wall if self.wall > 0 else 0.0
+        return self.packets / self.time if self.time > 0 else 0.0
 
     @property
     def mbps(self) -> float:
         """Megabytes of capture per second."""
-        return self.bytes / 1e6 / self.wall if self.wall > 0 else 0.0
+        return self.bytes / 1e6 / self.time if self.time > 0 else 0.0
 
 
 def run_tool(tool: Tool, cap: Capture, workdir: Path, *, sample: int = 0) -> Result:
@@ -214,8 +221,8 @@ def run_tool(tool: Tool, cap: Capture, workdir: Path, *, sample: int = 0) -> Res
         status = "missing" if ("ImportError" in m["stderr"] or "ModuleNotFoundError"
                                in m["stderr"] or "missing" in last) else "failed"
         error = last[:200]
-    r = Result(tool.name, cap, packets, nbytes, m["wall"], m["maxrss_kb"] / 1024, status, error,
-               sample=bool(count), floor=tool.floor)
+    r = Result(tool.name, cap, packets, nbytes, m["wall"], m["maxrss_kb"] / 1024,
+               m["user"] + m["sys"], status, error, sample=bool(count), floor=tool.floor)
     if status == "ok" and not tool.floor:
         if out.is_file():
             r.agreement = agreement(cap.truth, out, upto=count)
@@ -312,8 +319,8 @@ def ratio(r: Result, ref: Result | None) -> str:
     if r.sample:
         if r.pps <= 0:
             return "-"
-        return "~" + _ratio((r.capture.packets / r.pps) / ref.wall)
-    return _ratio(r.wall / ref.wall)
+        return "~" + _ratio((r.capture.packets / r.pps) / ref.time)
+    return _ratio(r.time / ref.time)
 
 
 def _ratio(x: float) -> str:
@@ -323,16 +330,16 @@ def _ratio(x: float) -> str:
 def markdown_table(results: Iterable[Result]) -> str:
     """The results as a markdown table (one block per capture)."""
     results = list(results)
-    head = ("| capture | tool | packets read | wall s | packets/s | MB/s | peak RSS MB "
+    head = ("| capture | tool | packets read | wall s | CPU s | packets/s | MB/s | peak RSS MB "
             "| time / sniparse | handshakes found | SNI agree | reset agree | missed |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     refs = {id(r.capture): r for r in results if r.tool == "sniparse"}
     for r in results:
         ref = refs.get(id(r.capture))
         pk = _k(r.packets) + (" (first)" if r.sample else "")
         if r.status != "ok":
-            rows.append(f"| {r.capture.label} | {r.tool} | {pk} | {r.status} | | | | | "
+            rows.append(f"| {r.capture.label} | {r.tool} | {pk} | {r.status} | | | | | | "
                         f"{r.error.replace('|', '/')[:80]} | | | |")
             continue
         a = r.agreement
@@ -341,7 +348,8 @@ def markdown_table(results: Iterable[Result]) -> str:
         else:
             agree = (f"| {a['found']}/{a['truth']} | {a['sni']}/{a['truth']} | "
                      f"{a['reset']}/{a['truth']} | {a['missed']} ")
-        rows.append(f"| {r.capture.label} | {r.tool} | {pk} | {r.wall:.2f} | {_fmt(r.pps, 0)} | "
+        rows.append(f"| {r.capture.label} | {r.tool} | {pk} | {r.wall:.2f} | {r.cpu:.2f} | "
+                    f"{_fmt(r.pps, 0)} | "
                     f"{_fmt(r.mbps, 1)} | {r.rss_mb:.0f} | {ratio(r, ref)} {agree}|")
     return head + "\n".join(rows) + "\n"
 
@@ -383,8 +391,8 @@ def rss_mode(data_dir: Path, size: int, workdir: Path, mix: str = "bulk") -> str
     """sniparse's peak RSS on a capture of ``size`` bytes and on one a tenth of it."""
     tools = [t for t in TOOLS if t.name in ("cat > /dev/null", "sniparse",
                                              "sniparse.iter_handshakes")]
-    rows = ["| capture | file MB | tool | wall s | MB/s | peak RSS MB | RSS / file size |",
-            "|---|---:|---|---:|---:|---:|---:|"]
+    rows = ["| capture | file MB | tool | wall s | CPU s | MB/s | peak RSS MB | RSS / file size |",
+            "|---|---:|---|---:|---:|---:|---:|---:|"]
     for s in (size // 10, size):
         cap = ensure_capture(data_dir, mix, "ether", size=s)
         for tool in tools:
@@ -393,12 +401,20 @@ def rss_mode(data_dir: Path, size: int, workdir: Path, mix: str = "bulk") -> str
             _log(f"  {r.status} {r.wall:.2f} s, {r.rss_mb:.0f} MB" + (f" ({r.error})" if r.error else ""))
             if r.status != "ok":
                 rows.append(f"| {cap.label} | {cap.bytes / 1e6:.0f} | {tool.name} | {r.status} "
-                            f"| | | {r.error[:80].replace('|', '/')} |")
+                            f"| | | | {r.error[:80].replace('|', '/')} |")
                 continue
             rows.append(f"| {cap.label} | {cap.bytes / 1e6:.0f} | {tool.name} | {r.wall:.1f} | "
+                        f"{r.cpu:.1f} | "
                         f"{_fmt(r.mbps, 1)} | {r.rss_mb:.0f} | "
                         f"{r.rss_mb * 1e6 / max(cap.bytes, 1) * 100:.1f} % |")
     return "\n".join(rows) + "\n"
+
+
+def _machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
+            f"at the end {load} (wall times stretch when other work shares the CPUs; "
+            f"CPU s does less).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,11 +439,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="traffic mix of the --rss captures (default bulk)")
     ap.add_argument("--link", choices=("ether", "sll2", "mixed"),
                     help="link type of both captures (default: bulk ether, handshake sll2)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="base packets/s, MB/s and ratios on wall time (default) or on CPU "
+                         "time (user + system, steadier on a busy machine)")
     ap.add_argument("--timeout", type=float, default=3600.0,
                     help="seconds after which a tool's run is stopped and reported failed")
     a = ap.parse_args(argv)
-    global TIMEOUT
-    TIMEOUT = a.timeout
+    global TIMEOUT, CLOCK
+    TIMEOUT, CLOCK = a.timeout, a.clock
     packets = a.packets or (30_000 if a.quick else 500_000)
     sample = a.sample or (3_000 if a.quick else 20_000)
     a.data_dir.mkdir(parents=True, exist_ok=True)
@@ -435,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(td)
         if a.rss:
             print(rss_mode(a.data_dir, a.rss_size, workdir, a.rss_mix))
+            print(_machine())
             return 0
         mixes = ["bulk", "handshake"] if a.mix == "both" else [a.mix]
         # The bulk capture is Ethernet with VLAN tags; the handshake-heavy one is what
@@ -450,9 +470,8 @@ def main(argv: list[str] | None = None) -> int:
                 "error": r.error, "sample": r.sample, "agreement": r.agreement,
             } for r in results], indent=1))
     print(markdown_table(results))
-    print(f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}. Rows marked "
-          f"'(first)' read only the first packets of the capture; their 'time / sniparse' (~) "
-          f"is extrapolated to the whole capture from packets/s.")
+    print(_machine() + f" Rates and ratios use {CLOCK} time. Rows marked '(first)' read only the first packets of the capture; "
+          "their 'time / sniparse' (~) is extrapolated to the whole capture from packets/s.")
     return 0
 
 

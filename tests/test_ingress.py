@@ -554,3 +554,61 @@ def test_scenario_capture_and_its_gateway_log(
     sample = fixtures_dir / "ingress" / "sni_required_reset_istio.log"
     if sample.is_file() and sample.read_text() == fresh.read_text():
         _check_scenario(sample, handshakes)
+
+
+def test_correlate_accepts_a_report_like_object() -> None:
+    class FakeReport:
+        handshakes = (hs("10.0.0.1", 1, T0),)
+
+    c = correlate([_entry("10.0.0.1", 1, T0 + MS)], FakeReport())
+    assert len(c.matched) == 1 and c.skew_ms == pytest.approx(1.0)
+
+
+def test_log_to_dict(fixtures_dir: Path) -> None:
+    log = read_ingress_log(fixtures_dir / "ingress" / "envoy_text.log")
+    d = log.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert (d["entries"], d["unparsed"], d["lines"]) == (6, 2, 8)
+    assert d["items"][0]["filter_chain_not_found"] is True
+    assert d["items"][0]["client_port"] == 51234
+
+
+_ips = st.sampled_from(["10.0.0.1", "10.0.0.2", "fd00::1"])
+_ports = st.sampled_from([1000, 1001, 1002])
+_times = st.integers(min_value=0, max_value=20_000).map(lambda ms: T0 + ms * MS)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(_ips, st.one_of(st.none(), _ports), st.one_of(st.none(), _times),
+                       st.one_of(st.none(), st.just("a.example")), st.booleans()), max_size=12),
+    st.lists(st.tuples(_ips, _ports, _times, st.one_of(st.none(), st.just("a.example")),
+                       st.sampled_from(["server_reset", "server_hello", "alert"])), max_size=12),
+    st.sampled_from([10.0, 1000.0, 5000.0]),
+)
+def test_correlate_invariants(
+    ents: list[tuple[str, int | None, int | None, str | None, bool]],
+    flows: list[tuple[str, int, int, str | None, str]],
+    window: float,
+) -> None:
+    entries = [_entry(ip, port, ts, sni=sni, fcnf=f, line=i)
+               for i, (ip, port, ts, sni, f) in enumerate(ents)]
+    handshakes = [hs(ip, port, ts, sni=sni, outcome=o) for ip, port, ts, sni, o in flows]
+    c = correlate(entries, handshakes, max_skew_ms=window)
+    # Every entry is either matched or unmatched, each handshake explains at most one entry.
+    assert len(c.matched) + len(c.unmatched) == len(entries)
+    assert len({id(m.handshake) for m in c.matched}) == len(c.matched)
+    for m in c.matched:
+        e, h = m.entry, m.handshake
+        assert e.client_ip == h.client_ip
+        if e.client_port is not None:
+            assert e.client_port == h.client_port
+        if e.ts_ns is not None:
+            assert m.delta_ms is not None and abs(m.delta_ms) <= window
+    for h in c.resets_without_entry:
+        assert h.outcome == "server_reset"
+        assert all(h is not m.handshake for m in c.matched)
+    if c.matched and any(m.delta_ms is not None for m in c.matched):
+        assert c.skew_ms is not None and abs(c.skew_ms) <= window
+    json.dumps(c.to_dict())
+    c.render_text()

@@ -76,7 +76,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from .errors import Issues, MalformedError, SniparseError
-from .reassembly import Span, Stream
+from .reassembly import Span, Stream, seq_offset
 from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
 from .tls import (
     ClientHello,
@@ -193,6 +193,7 @@ class _Dir:
         "fin",
         "first_data_ts",
         "ip_version",
+        "isns",
         "key",
         "letters",
         "pkts",
@@ -216,6 +217,7 @@ class _Dir:
         self.fin = False
         self.rst = False
         self.stream: Stream | None = None
+        self.isns: list[int] = []      # ISN+1 of each SYN / SYN-ACK seen before data
         self.pkts = 0
         self.ack_after_synack = False
         self.vlan = seg.vlan
@@ -370,8 +372,8 @@ class FlowTable:
                 flow.roles_fixed
                 and d0 is flow.client
                 and d0.syn
-                and d0.stream is not None
-                and ((seg.seq + 1) & 0xFFFFFFFF) != d0.stream.base
+                and d0.isns
+                and ((seg.seq + 1) & 0xFFFFFFFF) not in d0.isns
             ):
                 self.stats["port_reuse"] += 1
                 out.extend(self._close(flow, at_end=False))
@@ -469,15 +471,11 @@ class FlowTable:
                     flow.client_is_a = is_a
                     flow.roles_fixed = True
             flow.syn_seen = True
-            if d.stream is not None and d.first_data_ts < 0 and (
-                (seg.seq + 1) & 0xFFFFFFFF
-            ) != d.stream.base:
-                # A repeated SYN/SYN-ACK with another ISN before any data: the last one is
-                # the one the connection goes on with.
-                d.stream = None
-            if d.stream is None:
-                # RFC 9293 §3.4: the SYN occupies the ISN; data starts at ISN+1.
-                d.stream = Stream(seg.seq + 1, self.stream_cap)
+            # RFC 9293 §3.4: the SYN occupies the ISN; data starts at ISN+1. Repeated
+            # SYN-ACKs may carry different ISNs; the first payload picks the one it fits.
+            start = (seg.seq + 1) & 0xFFFFFFFF
+            if d.first_data_ts < 0 and start not in d.isns and len(d.isns) < 4:
+                d.isns.append(start)
         elif ack and peer.synack and d.syn:
             d.ack_after_synack = True
 
@@ -487,9 +485,9 @@ class FlowTable:
                 if not flow.roles_fixed and peer.first_data_ts < 0:
                     # Provisional client: the first side that sent payload.
                     flow.client_is_a = is_a
-            if d.stream is None:
-                d.stream = Stream(seg.seq, self.stream_cap)
             start_seq = seg.seq + 1 if syn else seg.seq
+            if d.stream is None:
+                d.stream = Stream(self._anchor(d, start_seq), self.stream_cap)
             d.stream.add(start_seq, seg.payload, plen, seg.frame, ts)
         if ack and peer.stream is not None and not peer.stream.released:
             # This side acknowledged the peer's bytes up to seg.ack: evidence of how far
@@ -511,6 +509,19 @@ class FlowTable:
                 self._check_done(flow)
         if d.rst or (flow.a.fin and flow.b.fin):
             flow.closing = True
+
+    def _anchor(self, d: _Dir, start_seq: int) -> int:
+        """The stream's offset 0: ISN+1 of the SYN this data belongs to, else the first
+        payload's sequence number (picked up mid-stream)."""
+        best = -1
+        base = start_seq
+        for cand in d.isns:
+            off = seq_offset(start_seq, cand)
+            if 0 <= off < self.stream_cap and (best < 0 or off < best):
+                best, base = off, cand
+        if best < 0 and d.isns:
+            base = d.isns[-1]
+        return base
 
     @staticmethod
     def _letter(flow: _Flow, d: _Dir, letter: str, is_a: bool) -> None:

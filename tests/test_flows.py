@@ -699,3 +699,49 @@ def test_hostile_segments_only_documented_behaviour(ops) -> None:  # type: ignor
         if h.sni_status == "unknown":
             assert h.unknown_reason in ("truncated", "gap", "capture_end", "midstream")
     assert len(t) == 0 and not t.decided
+
+
+def test_repeated_synack_with_other_isn() -> None:
+    # Two SYN-ACKs with different ISNs before any data: the data picks the ISN it fits.
+    c = Conv(sisn=5000)
+    c.syn()
+    c._mk(False, SYN | ACK, seq=777777)
+    c.synack()
+    c._mk(False, SYN | ACK, seq=777777)
+    c.ack()
+    c.cdata(HELLO_SNI)
+    c.sdata(server_hello()).cfin().sfin()
+    h = one(c.segs)
+    assert h.outcome == "server_hello" and h.conn_state == "SF"
+
+
+@pytest.mark.parametrize(
+    ("client_lines", "server_lines", "name"),
+    [
+        ([b"a1 CAPABILITY\r\n", b"a2 STARTTLS\r\n"], [b"* OK ready\r\n", b"a1 OK\r\n",
+                                                    b"a2 OK Begin TLS\r\n"], "starttls_imap"),
+        ([b"CAPA\r\n", b"STLS\r\n"], [b"+OK pop\r\n", b"+OK caps\r\n", b"+OK go\r\n"],
+         "starttls_pop3"),
+        ([b"AUTH TLS\r\n"], [b"220 ftp\r\n", b"234 AUTH TLS OK\r\n"], "starttls_ftp"),
+        ([b"<?xml version='1.0'?><stream:stream to='x'>",
+          b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"],
+         [b"<?xml version='1.0'?><stream:stream from='x'><stream:features/>",
+          b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"], "starttls_xmpp"),
+        ([b"\x05\x01\x00", b"\x05\x01\x00\x01\x0a\x00\x00\x02\x01\xbb"],
+         [b"\x05\x00", b"\x05\x00\x00\x01\x0a\x00\x00\x02\x01\xbb"], "socks"),
+    ],
+)
+def test_other_preludes(client_lines: list[bytes], server_lines: list[bytes], name: str) -> None:
+    c = Conv(dport=10000).handshake()
+    sl = list(server_lines)
+    if name in ("starttls_imap", "starttls_pop3", "starttls_ftp"):
+        c.sdata(sl.pop(0))  # the server's greeting comes first
+    for line in client_lines:
+        c.cdata(line)
+        if sl:
+            c.sdata(sl.pop(0))
+    c.cdata(HELLO_NOSNI)
+    c.sdata(alert(112))
+    h = one(c.segs)
+    assert h.prelude == name
+    assert h.sni_status == "absent" and (h.outcome, h.alert) == ("alert", 112)

@@ -68,6 +68,18 @@ def main() -> None:
         raw = bench(lambda: ja4_r(hello), n, r)
         print(f"{name:28} {len(data):6d} {parse:7.1f}µ {with_ja3:7.1f}µ {with_both:8.1f}µ "
               f"{raw:7.1f}µ")
+    try:
+        import dpkt  # type: ignore[import-untyped]
+    except ImportError:
+        dpkt = None
+    if dpkt is not None:
+        # Yardstick: dpkt's ClientHello parse (extensions split, no SNI/ALPN decoding).
+        for name, data in list(cases.items())[:2]:
+            def dp(d: bytes = data) -> object:
+                return dpkt.ssl.TLSHandshake(dpkt.ssl.TLSRecord(d).data).data
+
+            print(f"{'dpkt: ' + name:28} {len(data):6d} "
+                  f"{bench(dp, args.number, args.repeat):7.1f}µ")
     print(f"{'looks_like_tls_hello':28} {'':6} "
           f"{bench(lambda: looks_like_tls_hello(cases['python ssl hello']), 200_000, 5):7.2f}µ")
     print(f"{'read_server_reaction':28} {len(server):6d} "

@@ -53,6 +53,7 @@ _JA4_VERSIONS: dict[int, str] = {
 }
 
 _EMPTY_HASH = "000000000000"
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
 
 # RFC 8701 §2: the sixteen GREASE values 0x0a0a, 0x1a1a, ... 0xfafa. A set lookup is cheaper
 # than the bit test of :func:`~sniparse.tls.is_grease` on lists walked for every hello.
@@ -149,10 +150,8 @@ def _ja4_parts(ch: ClientHello, transport: str) -> tuple[str, str, str]:
     ciphers = [c for c in ch.cipher_suites if c not in g]
     exts = [t for t, _ in ch.extensions if t not in g]
     sni = "d" if 0 in exts else "i"
-    a = (
-        f"{transport}{ja4_version(ch)}{sni}{min(len(ciphers), 99):02d}"
-        f"{min(len(exts), 99):02d}{ja4_alpn(ch)}"
-    )
+    a = "".join((transport, ja4_version(ch), sni, _TWO_DIGITS[min(len(ciphers), 99)],
+                 _TWO_DIGITS[min(len(exts), 99)], ja4_alpn(ch)))
     ciphers.sort()
     b = _hex4(ciphers) if ciphers else ""
     rest = [t for t in exts if t != 0 and t != 16]

@@ -65,7 +65,7 @@ def main() -> None:
             ja4(ch)
 
         with_both = bench(both, n, r)
-        raw = bench(lambda: ja4_r(hello), n, r)
+        raw = bench(lambda ch=hello: ja4_r(ch), n, r)
         print(f"{name:28} {len(data):6d} {parse:7.1f}µ {with_ja3:7.1f}µ {with_both:8.1f}µ "
               f"{raw:7.1f}µ")
     try:

@@ -612,3 +612,16 @@ def test_correlate_invariants(
         assert c.skew_ms is not None and abs(c.skew_ms) <= window
     json.dumps(c.to_dict())
     c.render_text()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000))
+def test_read_random_bytes_never_raises(data: bytes) -> None:
+    log = read_ingress_log(io.BytesIO(data))
+    assert len(log.entries) + log.unparsed == log.lines
+
+
+def test_deeply_nested_json_is_counted_not_raised() -> None:
+    deep = '{"a":' * 20000 + "1" + "}" * 20000
+    log = read_ingress_log(io.StringIO(deep + "\n" + '{"remote_address":"10.0.0.1:1"}\n'))
+    assert len(log.entries) == 1 and log.unparsed == 1

@@ -338,6 +338,19 @@ def test_hello_retry_request(serve: Callable[..., Server], cert: tuple[Path, Pat
     assert rep.to_dict()["without_sni"]["hrr"] is True
 
 
+def test_verify_reports_an_untrusted_certificate(
+    serve: Callable[..., Server], cert: tuple[Path, Path]
+) -> None:
+    srv = serve(accept_all(cert))
+    rep = probe(f"{NAME}:{srv.port}", connect="127.0.0.1", timeout=5, verify=True)
+    for a in (rep.with_sni, rep.without_sni):
+        assert a is not None
+        # The server did answer: the outcome stays server_hello, the failure is ours.
+        assert a.result == "server_hello" and not a.handshake_complete
+        assert a.error is not None and "CERTIFICATE_VERIFY_FAILED" in a.error
+    assert rep.non_sni_supported
+
+
 def test_ip_target_without_sni_skips_with_sni(
     serve: Callable[..., Server], cert: tuple[Path, Path]
 ) -> None:

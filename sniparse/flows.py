@@ -79,6 +79,7 @@ from .errors import Issues, MalformedError, SniparseError
 from .reassembly import Span, Stream, seq_offset
 from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
 from .tls import (
+    HRR_RANDOM,
     ClientHello,
     ServerReaction,
     is_grease,
@@ -697,7 +698,9 @@ class FlowTable:
             self._server_answered(flow)
             return
         if r is None:
-            if st.full:
+            if st.blocked_by_cut():
+                self._cut_reaction(flow, st, flow.sstart)
+            elif st.full:
                 flow.server_other = "the server's first TLS message exceeds the buffer"
                 self._server_answered(flow)
             return
@@ -734,6 +737,30 @@ class FlowTable:
                 else "the server's first TLS record is neither a ServerHello nor an alert"
             )
             self._note_server_other(flow)
+
+    def _cut_reaction(self, flow: _Flow, st: Stream, p: int) -> None:
+        """The snaplen cut the server's first message: decide from the captured prefix.
+        A handshake record whose message type is ServerHello (RFC 8446 §4) is a ServerHello
+        whatever its cut body says; an alert record is an alert (its description when
+        captured). Anything shorter stays undecided (the outcome then comes from FIN/RST)."""
+        buf = st.data
+        n = len(buf)
+        if n >= p + 6 and buf[p] == 22 and buf[p + 1] == 3 and buf[p + 5] == 2:
+            flow.outcome = "server_hello"
+            # RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello with this random.
+            if n >= p + 43 and bytes(buf[p + 11 : p + 43]) == HRR_RANDOM:
+                flow.hrr = True
+        elif n >= p + 5 and buf[p] == 21 and buf[p + 1] == 3:
+            flow.outcome = "alert"
+            flow.alert = buf[p + 6] if n >= p + 7 else None
+        else:
+            return
+        flow.outcome_ts = st.span(p, n).last_ts_ns
+        self.issues.add(
+            "truncated", "flow", "the snaplen cut the server's first TLS message",
+            flow=self._flow_text(flow), key=("server_reaction_cut",),
+        )
+        self._server_answered(flow)
 
     @staticmethod
     def _server_answered(flow: _Flow) -> None:

@@ -254,6 +254,12 @@ class Stream:
             return "gap"
         return "capture_end" if at_capture_end else "gap"
 
+    def blocked_by_cut(self) -> bool:
+        """True when the contiguous bytes stop at a hole a snaplen cut left: they will
+        never grow, whatever comes later."""
+        have = len(self.data)
+        return any(a <= have < b for a, b in self._cuts)
+
     def release(self) -> None:
         """Drop every buffer: the question this direction answers has been answered."""
         self.released = True

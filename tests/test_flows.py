@@ -745,3 +745,21 @@ def test_other_preludes(client_lines: list[bytes], server_lines: list[bytes], na
     h = one(c.segs)
     assert h.prelude == name
     assert h.sni_status == "absent" and (h.outcome, h.alert) == ("alert", 112)
+
+
+def test_snaplen_cut_server_reaction() -> None:
+    sh = server_hello()
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c._mk(False, ACK | PSH, sh[:20], wire=len(sh) + 1000)
+    c.sseq += len(sh) + 1000
+    c.cfin().sfin()
+    h = one(c.segs)
+    assert h.sni == "api.example.com" and h.outcome == "server_hello"
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c._mk(False, ACK | PSH, alert(112)[:7], wire=31)
+    c.sseq += 31
+    c.sfin().cfin()
+    h = one(c.segs)
+    assert (h.outcome, h.alert) == ("alert", 112)

@@ -75,7 +75,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-from .errors import Issues, MalformedError, SniparseError
+from .errors import DecodeError, Issues, SniparseError
 from .reassembly import Span, Stream, seq_offset
 from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
 from .tls import (
@@ -354,6 +354,10 @@ class FlowTable:
         """Live flows."""
         return len(self._live)
 
+    def __bool__(self) -> bool:
+        """A table is always true, even when empty (``len`` counts live flows)."""
+        return True
+
     # -- public API ---------------------------------------------------------------------
     def feed(self, seg: Segment, key: bytes | None = None) -> list[Handshake]:
         """Process one TCP segment; returns the handshakes of flows this segment closed
@@ -588,7 +592,7 @@ class FlowTable:
     def _read_hello(self, flow: _Flow, st: Stream) -> None:
         try:
             r = read_client_hello(st.data, flow.hello_start)
-        except MalformedError as e:
+        except DecodeError as e:
             flow.malformed = e.detail
             flow.hello_end = len(st.data)
             flow.hspan = st.span(flow.hello_start, max(flow.hello_end, flow.hello_start + 1))
@@ -623,7 +627,7 @@ class FlowTable:
             p += 5 + ((buf[p + 3] << 8) | buf[p + 4])
         try:
             r = read_client_hello(buf, p)
-        except MalformedError as e:
+        except DecodeError as e:
             flow.hrr_state = 2
             self.issues.add("malformed", "tls", f"second ClientHello after HRR: {e.detail}",
                             flow=self._flow_text(flow))
@@ -680,7 +684,7 @@ class FlowTable:
                 return
         try:
             r = read_server_reaction(buf, flow.sstart)
-        except MalformedError as e:
+        except DecodeError as e:
             p = flow.sstart
             if len(buf) > p + 5 and buf[p] == 22 and buf[p + 5] == 2:
                 # A handshake record whose first message is a ServerHello (RFC 8446 §4):
@@ -1093,7 +1097,7 @@ def _scan_binary(
             try:
                 r = read_client_hello(buf, i)
                 ok = True
-            except MalformedError:
+            except DecodeError:
                 ok = False
             if ok:
                 if r is None and give_up:

@@ -15,7 +15,7 @@ import time
 import timeit
 from pathlib import Path
 
-from sniparse.fingerprint import ja3, ja4, ja4_r
+from sniparse.fingerprint import fingerprints, ja3, ja4, ja4_r
 from sniparse.tls import looks_like_tls_hello, read_client_hello, read_server_reaction
 
 HELLOS = Path(__file__).resolve().parent.parent / "fixtures" / "hellos"
@@ -50,7 +50,8 @@ def main() -> None:
     cases["chrome-like PQ, 3 records"] = _three_records(cases["chrome-like PQ hello"])
     server = (HELLOS / "server_tls13_hello.bin").read_bytes()
 
-    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'+ja3':>8} {'+ja3+ja4':>9} {'+ja4_r':>8}")
+    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'+ja3':>8} {'+ja3+ja4':>9} "
+          f"{'+all fp':>8} {'ja4_r':>7}")
     for name, data in cases.items():
         n, r = args.number, args.repeat
         parse = bench(lambda d=data: read_client_hello(d), n, r)
@@ -65,9 +66,11 @@ def main() -> None:
             ja4(ch)
 
         with_both = bench(both, n, r)
+        # ja3 string + md5, ja4 and ja4_r together, as the flow layer needs them
+        with_all = bench(lambda d=data: fingerprints(read_client_hello(d)[0]), n, r)  # type: ignore[index]
         raw = bench(lambda ch=hello: ja4_r(ch), n, r)
         print(f"{name:28} {len(data):6d} {parse:7.1f}µ {with_ja3:7.1f}µ {with_both:8.1f}µ "
-              f"{raw:7.1f}µ")
+              f"{with_all:7.1f}µ {raw:6.1f}µ")
     try:
         import dpkt  # type: ignore[import-untyped]
     except ImportError:

@@ -35,10 +35,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from hashlib import md5, sha256
 from struct import Struct
+from typing import NamedTuple
 
 from .tls import ClientHello, ServerHello, is_grease
 
-__all__ = ["ja3", "ja3_string", "ja3s", "ja4", "ja4_alpn", "ja4_r", "ja4_version"]
+__all__ = [
+    "Fingerprints",
+    "fingerprints",
+    "ja3",
+    "ja3_string",
+    "ja3s",
+    "ja4",
+    "ja4_alpn",
+    "ja4_r",
+    "ja4_version",
+]
 
 _JA4_VERSIONS: dict[int, str] = {
     0x0304: "13",
@@ -177,3 +188,27 @@ def ja4_r(ch: ClientHello, transport: str = "t") -> str:
     """JA4_r: the JA4 with its cipher and extension / signature-algorithm lists in clear."""
     a, b, c = _ja4_parts(ch, transport)
     return f"{a}_{b}_{c}"
+
+
+class Fingerprints(NamedTuple):
+    """Every client fingerprint of one hello, computed together."""
+
+    ja3_string: str
+    ja3: str
+    ja4: str
+    ja4_r: str
+
+
+def fingerprints(ch: ClientHello, transport: str = "t") -> Fingerprints:
+    """JA3 (string and MD5), JA4 and JA4_r of a ClientHello in one call, sharing the work
+    that :func:`ja4` and :func:`ja4_r` would each repeat."""
+    s3 = ja3_string(ch)
+    a, b, c = _ja4_parts(ch, transport)
+    hb = sha256(b.encode("ascii")).hexdigest()[:12] if b else _EMPTY_HASH
+    hc = sha256(c.encode("ascii")).hexdigest()[:12] if c else _EMPTY_HASH
+    return Fingerprints(
+        s3,
+        md5(s3.encode("ascii"), usedforsecurity=False).hexdigest(),
+        f"{a}_{hb}_{hc}",
+        f"{a}_{b}_{c}",
+    )

@@ -21,7 +21,16 @@ import dpkt  # type: ignore[import-untyped]
 import pytest
 
 from sniparse.errors import SniparseError
-from sniparse.fingerprint import ja3, ja3_string, ja3s, ja4, ja4_alpn, ja4_r, ja4_version
+from sniparse.fingerprint import (
+    fingerprints,
+    ja3,
+    ja3_string,
+    ja3s,
+    ja4,
+    ja4_alpn,
+    ja4_r,
+    ja4_version,
+)
 from sniparse.tls import ClientHello, parse_client_hello, read_client_hello, read_server_reaction
 
 HELLOS = Path(__file__).resolve().parent.parent / "fixtures" / "hellos"
@@ -159,6 +168,19 @@ def test_ja3_rules() -> None:
     assert digest == md5(s.encode()).hexdigest() and s == ja3_string(h)
     bare = parse_client_hello(B.records(B.client_hello_message([0x2F], None, version=0x0301)))
     assert ja3(bare)[0] == "769,47,,,"
+
+
+def test_fingerprints_agree_with_single_functions() -> None:
+    for p in sorted(HELLOS.glob("*.bin")):
+        if p.name.startswith("server_"):
+            continue
+        h = parse_client_hello(p.read_bytes())
+        fp = fingerprints(h)
+        assert (fp.ja3_string, fp.ja3) == ja3(h)
+        assert fp.ja4 == ja4(h) and fp.ja4_r == ja4_r(h)
+        a, b, c = fp.ja4.split("_")
+        ra = fp.ja4_r.split("_", 1)[0]
+        assert ra == a and len(b) == len(c) == 12
 
 
 def test_ja3s() -> None:

@@ -27,10 +27,10 @@ tunnel_depth           more than ``MAX_DEPTH`` nested encapsulations (counted Is
 bad_tcp                TCP data offset below 5 or header beyond the IP length (counted Issue)
 =====================  =====================================================================
 
-Two counters are bumped for frames that *do* yield a segment: ``ip_length_exceeds_frame``
-(the IP length claims more bytes than the frame had on the wire; the payload length is
-clipped to the frame and a counted Issue is kept) and ``decapsulated`` (the segment came out
-of a tunnel).
+Two counters are informational, bumped besides the outcome: ``ip_length_exceeds_frame`` (an
+IP length claims more bytes than its container -- the frame on the wire, a PPPoE session,
+an outer IP packet -- holds; the length is clipped to the container and a counted Issue is
+kept) and ``decapsulated`` (the segment came out of a tunnel).
 
 Nothing here raises on any input: every read is bounds-checked before it happens (a
 hypothesis test feeds random bytes under every link type).
@@ -102,7 +102,7 @@ COUNTERS: dict[str, str] = {
     "bad_tunnel": "frames with a malformed tunnel header",
     "tunnel_depth": "frames nested deeper than the tunnel limit",
     "bad_tcp": "frames with a malformed TCP header",
-    "ip_length_exceeds_frame": "TCP segments whose IP length exceeds the frame (clipped)",
+    "ip_length_exceeds_frame": "IP packets whose length exceeds the frame or container (clipped)",
     "decapsulated": "TCP segments taken out of a tunnel",
 }
 
@@ -129,7 +129,10 @@ _ISSUES: dict[str, tuple[str, str, str]] = {
     "ip_length_exceeds_frame": (
         "malformed",
         "ip",
-        "IP length field claims more bytes than the frame had on the wire; payload clipped",
+        (
+            "IP length field claims more bytes than its container (the frame on the wire, a "
+            "PPPoE session, an outer packet) holds; length clipped to the container"
+        ),
     ),
 }
 
@@ -256,8 +259,13 @@ def _decode(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | 
             key=("linktype", rec.iface),
         )
         return None
-    proto, off, vlans = fn(data, 0)
+    proto, off, vlans, lim = fn(data, 0)
     n = len(data)
+    # Where the current packet must end on the wire: the frame, then each container's own
+    # length (PPPoE, an outer IP packet). An IP length beyond it is clipped and counted.
+    limit = max(n, rec.origlen)
+    if 0 <= lim < limit:
+        limit = lim
     outer: tuple[bytes, bytes] | None = None
     for _depth in range(MAX_DEPTH):
         # --- network layer -------------------------------------------------------------
@@ -286,9 +294,11 @@ def _decode(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | 
                 dst = data[off + 24 : off + 40]
                 ver = 6
         elif proto == ETH_TEB:
-            proto, off, inner_vlans = ether(data, off)
+            proto, off, inner_vlans, lim = ether(data, off)
             if inner_vlans:
                 vlans = vlans + inner_vlans
+            if 0 <= lim < limit:
+                limit = lim
             continue
         elif proto == LINK_TRUNCATED or proto == IP_TRUNCATED:
             _count(rec, issues, counters, "truncated_header")
@@ -310,6 +320,11 @@ def _decode(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | 
             else:
                 _count(rec, issues, counters, "bad_ip")
             return None
+        if wend > limit:
+            # The IP length claims more than its container (the frame on the wire, PPPoE,
+            # the outer packet) holds: not a snaplen cut but a lie. Trust the container.
+            _count(rec, issues, counters, "ip_length_exceeds_frame")
+            wend = limit
 
         # --- transport / tunnels -------------------------------------------------------
         if ipproto == PROTO_TCP:
@@ -339,6 +354,7 @@ def _decode(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | 
             return None
         if outer is None:
             outer = (src, dst)
+        limit = wend
     _count(rec, issues, counters, "tunnel_depth")
     return None
 
@@ -378,12 +394,6 @@ def _tcp(
     if hend > n:
         _count(rec, issues, counters, "truncated_header")
         return None
-    wire = max(n, rec.origlen)
-    if wend > wire:
-        # The frame on the wire was shorter than the IP length says: not a snaplen cut but a
-        # lie (or a capture tool rewriting lengths). Trust the frame.
-        _count(rec, issues, counters, "ip_length_exceeds_frame")
-        wend = wire
     if outer is not None:
         counters["decapsulated"] = counters.get("decapsulated", 0) + 1
     return Segment(

@@ -1,6 +1,6 @@
 """Link layers: a dispatch table from LINKTYPE_* number to a small decoder.
 
-Every decoder is a plain function ``f(data, off) -> (proto, offset, vlans)``:
+Every decoder is a plain function ``f(data, off) -> (proto, offset, vlans, limit)``:
 
 * ``proto`` is an Ethertype (``0x0800`` IPv4, ``0x86dd`` IPv6, ``0x0806`` ARP, ...), or
   :data:`IP_BY_VERSION` when the link only says "IP" and the version nibble of the first
@@ -9,6 +9,8 @@ Every decoder is a plain function ``f(data, off) -> (proto, offset, vlans)``:
   something other than IP, such as an unknown address family or PPP control protocol).
 * ``offset`` is where that protocol's header starts in ``data``.
 * ``vlans`` is the tuple of 802.1Q / 802.1ad VLAN ids, outermost first (usually ``()``).
+* ``limit`` is the end of the network-layer packet when the link says so (PPPoE's length
+  field), else -1; the IP length is clipped to it.
 
 The functions never raise on short or hostile input: every index is checked against
 ``len(data)`` first (``struct.unpack_from`` is only called after the check), and every loop
@@ -64,7 +66,7 @@ ETH_MPLS = 0x8847  # RFC 3032
 ETH_MPLS_MC = 0x8848
 ETH_TEB = 0x6558  # transparent Ethernet bridging (GRE, Geneve)
 
-LinkDecoder = Callable[[bytes, int], "tuple[int, int, tuple[int, ...]]"]
+LinkDecoder = Callable[[bytes, int], "tuple[int, int, tuple[int, ...], int]"]
 
 LINKTYPE_NAMES: dict[int, str] = {
     0: "NULL",
@@ -204,7 +206,7 @@ _MAX_TAGS = 8  # VLAN tags / MPLS labels / CMD headers walked per frame (bounded
 # --- Ethernet -----------------------------------------------------------------------------
 
 
-def ether(data: bytes, off: int = 0) -> tuple[int, int, tuple[int, ...]]:
+def ether(data: bytes, off: int = 0) -> tuple[int, int, tuple[int, ...], int]:
     """Ethernet II (LINKTYPE_ETHERNET, 1), also used for frames inside tunnels.
 
     Walks 802.1Q / 802.1ad / 0x9100 tags (collecting VLAN ids), Cisco MetaData headers and
@@ -213,14 +215,14 @@ def ether(data: bytes, off: int = 0) -> tuple[int, int, tuple[int, ...]]:
     """
     p = off + 12
     if p + 2 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     etype = (data[p] << 8) | data[p + 1]
     if etype == ETH_IPV4 or etype == ETH_IPV6:
-        return etype, p + 2, _NO_VLAN
+        return etype, p + 2, _NO_VLAN, -1
     return ether_walk(data, etype, p + 2)
 
 
-def ether_walk(data: bytes, etype: int, p: int) -> tuple[int, int, tuple[int, ...]]:
+def ether_walk(data: bytes, etype: int, p: int) -> tuple[int, int, tuple[int, ...], int]:
     """Continue an Ethernet header at ``p``, whose type field said ``etype``: walk the
     tags and shims that can sit between the MAC header and IP (bounded)."""
     n = len(data)
@@ -234,7 +236,7 @@ def ether_walk(data: bytes, etype: int, p: int) -> tuple[int, int, tuple[int, ..
         ):
             # Tag control information: PCP(3) DEI(1) VID(12), then the next type.
             if p + 4 > n:
-                return LINK_TRUNCATED, p, tuple(vlans)
+                return LINK_TRUNCATED, p, tuple(vlans), -1
             tci, etype = unpack_from("!HH", data, p)
             vlans.append(tci & 0x0FFF)
             p += 4
@@ -242,26 +244,30 @@ def ether_walk(data: bytes, etype: int, p: int) -> tuple[int, int, tuple[int, ..
             # Cisco MetaData: version(1) length(1) then `length` 4-byte options (the SGT
             # option is type(2)+value(2)), then the next Ethertype.
             if p + 2 > n:
-                return LINK_TRUNCATED, p, tuple(vlans)
+                return LINK_TRUNCATED, p, tuple(vlans), -1
             hlen = 2 + 4 * data[p + 1]
             if p + hlen + 2 > n:
-                return LINK_TRUNCATED, p, tuple(vlans)
+                return LINK_TRUNCATED, p, tuple(vlans), -1
             (etype,) = unpack_from("!H", data, p + hlen)
             p += hlen + 2
         elif etype == ETH_PPPOE_SESSION:
             # RFC 2516 §4: ver/type(1) code(1) session(2) length(2), then a PPP protocol.
             if p + 8 > n:
-                return LINK_TRUNCATED, p, tuple(vlans)
+                return LINK_TRUNCATED, p, tuple(vlans), -1
             if data[p] != 0x11 or data[p + 1] != 0:
-                return LINK_NOT_IP, p, tuple(vlans)
+                return LINK_NOT_IP, p, tuple(vlans), -1
+            # The PPPoE length bounds the PPP frame: Ethernet padding after it must not be
+            # read as IP payload even when the IP length claims it (seen in the wild).
+            (plen,) = unpack_from("!H", data, p + 4)
+            limit = p + 6 + plen
             etype, p = ppp_proto(data, p + 6)
-            return etype, p, tuple(vlans)
+            return etype, p, tuple(vlans), limit
         elif etype == ETH_MPLS or etype == ETH_MPLS_MC:
             etype, p = mpls(data, p)
-            return etype, p, tuple(vlans)
+            return etype, p, tuple(vlans), -1
         else:
-            return etype, p, tuple(vlans)
-    return LINK_NOT_IP, p, tuple(vlans)
+            return etype, p, tuple(vlans), -1
+    return LINK_NOT_IP, p, tuple(vlans), -1
 
 
 def mpls(data: bytes, off: int) -> tuple[int, int]:
@@ -318,63 +324,63 @@ def ppp_proto(data: bytes, off: int) -> tuple[int, int]:
     return LINK_NOT_IP, off
 
 
-def _ppp(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _ppp(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_PPP (9): PPP, optionally with the HDLC-like ff 03 address/control bytes."""
     if off + 2 <= len(data) and data[off] == 0xFF and data[off + 1] == 0x03:
         off += 2
     p, o = ppp_proto(data, off)
-    return p, o, _NO_VLAN
+    return p, o, _NO_VLAN, -1
 
 
-def _ppp_hdlc(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _ppp_hdlc(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_PPP_HDLC (50) / PPP_WITH_DIR: ff 03 + PPP protocol (RFC 1662), or, as
     libpcap also stores there, Cisco HDLC (address 0x0f/0x8f, control 0, Ethertype)."""
     n = len(data)
     if off + 2 > n:
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     a = data[off]
     if a == 0x0F or a == 0x8F:
         return _chdlc(data, off)
     if a == 0xFF and data[off + 1] == 0x03:
         off += 2
     p, o = ppp_proto(data, off)
-    return p, o, _NO_VLAN
+    return p, o, _NO_VLAN, -1
 
 
-def _chdlc(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _chdlc(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_C_HDLC (104): address(1) control(1) Ethertype(2)."""
     if off + 4 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     (etype,) = unpack_from("!H", data, off + 2)
-    return etype, off + 4, _NO_VLAN
+    return etype, off + 4, _NO_VLAN, -1
 
 
-def _ppp_with_dir(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _ppp_with_dir(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_PPP_WITH_DIR (204): one direction byte, then PPP in HDLC framing."""
     if off + 1 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     return _ppp_hdlc(data, off + 1)
 
 
 # --- Raw IP, NULL / LOOP ------------------------------------------------------------------
 
 
-def _raw(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _raw(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_RAW (101, and the platform DLT values 12 and 14): the version nibble
     decides."""
     if off >= len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
-    return IP_BY_VERSION, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
+    return IP_BY_VERSION, off, _NO_VLAN, -1
 
 
-def _ipv4(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _ipv4(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_IPV4 (228)."""
-    return ETH_IPV4, off, _NO_VLAN
+    return ETH_IPV4, off, _NO_VLAN, -1
 
 
-def _ipv6(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _ipv6(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_IPV6 (229)."""
-    return ETH_IPV6, off, _NO_VLAN
+    return ETH_IPV6, off, _NO_VLAN, -1
 
 
 # BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD/OpenBSD/BSD/OS),
@@ -382,7 +388,7 @@ def _ipv6(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
 _AF_TO_PROTO = {2: ETH_IPV4, 10: ETH_IPV6, 24: ETH_IPV6, 28: ETH_IPV6, 30: ETH_IPV6}
 
 
-def _null(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _null(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_NULL (0, host byte order) and LINKTYPE_LOOP (108, network byte order).
 
     The 4-byte family is read in both orders, because captures move between machines and
@@ -390,12 +396,12 @@ def _null(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
     small wins.
     """
     if off + 4 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     (af,) = unpack_from("<I", data, off)
     if af > 0xFFFF:
         (af,) = unpack_from(">I", data, off)
     proto = _AF_TO_PROTO.get(af, LINK_NOT_IP)
-    return proto, off + 4, _NO_VLAN
+    return proto, off + 4, _NO_VLAN, -1
 
 
 # --- Linux cooked capture, NFLOG ----------------------------------------------------------
@@ -404,34 +410,34 @@ _ARPHRD_IPGRE = 778
 _ARPHRD_NETLINK = 824
 
 
-def _sll(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _sll(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_LINUX_SLL (113): 16-byte header, protocol at bytes 14-15.
 
     For ARPHRD_IPGRE the protocol field holds a GRE protocol type, which for IP is the
     Ethertype anyway; Netlink frames carry no IP.
     """
     if off + 16 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     hatype, proto = unpack_from("!H10xH", data, off + 2)
     if hatype == _ARPHRD_NETLINK:
-        return LINK_NOT_IP, off + 16, _NO_VLAN
+        return LINK_NOT_IP, off + 16, _NO_VLAN, -1
     return _sll_proto(data, proto, off + 16)
 
 
-def _sll2(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _sll2(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_LINUX_SLL2 (276): 20-byte header, protocol at bytes 0-1."""
     if off + 20 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     (proto,) = unpack_from("!H", data, off)
     (hatype,) = unpack_from("!H", data, off + 8)
     if hatype == _ARPHRD_NETLINK:
-        return LINK_NOT_IP, off + 20, _NO_VLAN
+        return LINK_NOT_IP, off + 20, _NO_VLAN, -1
     return _sll_proto(data, proto, off + 20)
 
 
-def _sll_proto(data: bytes, proto: int, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _sll_proto(data: bytes, proto: int, off: int) -> tuple[int, int, tuple[int, ...], int]:
     if proto == ETH_IPV4 or proto == ETH_IPV6:
-        return proto, off, _NO_VLAN
+        return proto, off, _NO_VLAN, -1
     if (
         proto == ETH_VLAN
         or proto == ETH_QINQ
@@ -444,15 +450,15 @@ def _sll_proto(data: bytes, proto: int, off: int) -> tuple[int, int, tuple[int, 
         # other shims are walked the same way as after an Ethernet header.
         return ether_walk(data, proto, off)
     if proto == 0x0004 or proto == 0x0001:
-        return LINK_NOT_IP, off, _NO_VLAN  # 802.2 LLC / 802.3 frames
-    return proto, off, _NO_VLAN
+        return LINK_NOT_IP, off, _NO_VLAN, -1  # 802.2 LLC / 802.3 frames
+    return proto, off, _NO_VLAN, -1
 
 
 _NFULA_PAYLOAD = 9
 _MAX_NFLOG_TLVS = 64
 
 
-def _nflog(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _nflog(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_NFLOG (239): family(1) version(1) resource id(2), then TLVs.
 
     Each TLV is length(2) type(2) value, padded to 4 bytes; length and type are in the
@@ -462,14 +468,14 @@ def _nflog(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
     """
     n = len(data)
     if off + 4 > n:
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     family = data[off]
     if family == 2:
         proto = ETH_IPV4
     elif family == 10:
         proto = ETH_IPV6
     else:
-        return LINK_NOT_IP, off, _NO_VLAN
+        return LINK_NOT_IP, off, _NO_VLAN, -1
     p = off + 4
     fmt = "<HH"
     if p + 4 <= n:
@@ -478,15 +484,15 @@ def _nflog(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
             fmt = ">HH"
     for _ in range(_MAX_NFLOG_TLVS):
         if p + 4 > n:
-            return LINK_TRUNCATED, p, _NO_VLAN
+            return LINK_TRUNCATED, p, _NO_VLAN, -1
         tlen, ttype = unpack_from(fmt, data, p)
         if tlen < 4:
-            return LINK_NOT_IP, p, _NO_VLAN
+            return LINK_NOT_IP, p, _NO_VLAN, -1
         # Netlink attribute type has the top two bits as flags (NLA_F_NESTED, ...).
         if ttype & 0x3FFF == _NFULA_PAYLOAD:
-            return proto, p + 4, _NO_VLAN
+            return proto, p + 4, _NO_VLAN, -1
         p += (tlen + 3) & ~3
-    return LINK_NOT_IP, p, _NO_VLAN
+    return LINK_NOT_IP, p, _NO_VLAN, -1
 
 
 # --- IEEE 802.11 ---------------------------------------------------------------------------
@@ -529,23 +535,23 @@ def ieee80211(data: bytes, off: int, swapped: bool = False) -> tuple[int, int]:
     return etype, p + 8
 
 
-def _ieee80211(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _ieee80211(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_IEEE802_11 (105): the 802.11 header without radio information."""
     p, o = ieee80211(data, off)
-    return p, o, _NO_VLAN
+    return p, o, _NO_VLAN, -1
 
 
-def _radiotap(data: bytes, off: int) -> tuple[int, int, tuple[int, ...]]:
+def _radiotap(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
     """LINKTYPE_IEEE802_11_RADIOTAP (127): version(1) pad(1) length(2, little-endian), then
     802.11. A trailing FCS, when the radiotap flags say so, only adds bytes after the IP
     packet, which its own length already excludes."""
     if off + 4 > len(data):
-        return LINK_TRUNCATED, off, _NO_VLAN
+        return LINK_TRUNCATED, off, _NO_VLAN, -1
     (rlen,) = unpack_from("<H", data, off + 2)
     if rlen < 8:
-        return LINK_NOT_IP, off, _NO_VLAN
+        return LINK_NOT_IP, off, _NO_VLAN, -1
     p, o = ieee80211(data, off + rlen)
-    return p, o, _NO_VLAN
+    return p, o, _NO_VLAN, -1
 
 
 LINK_DECODERS: dict[int, LinkDecoder] = {
@@ -567,4 +573,4 @@ LINK_DECODERS: dict[int, LinkDecoder] = {
     239: _nflog,
     276: _sll2,
 }
-"""LINKTYPE number -> decoder ``f(data, off) -> (proto, offset, vlans)``."""
+"""LINKTYPE number -> decoder ``f(data, off) -> (proto, offset, vlans, limit)``."""

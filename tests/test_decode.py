@@ -360,6 +360,30 @@ def test_ip_length_beyond_frame_is_clipped() -> None:
     assert seg is not None and seg.payload_len == len(seg.payload) + 500
 
 
+def test_pppoe_length_bounds_the_ip_packet() -> None:
+    rec = records("ether_pppoe.pcap")[1]  # IPv4 segment with 50 payload bytes
+    data = bytearray(rec.data)
+    assert struct.unpack_from("!H", data, 12)[0] == 0x8864
+    struct.pack_into("!H", data, 18, 2 + 40)  # PPPoE now covers PPP + IP + TCP headers only
+    issues = Issues()
+    counters: dict[str, int] = {}
+    seg = decode_segment(rec._replace(data=bytes(data)), issues, counters)
+    assert seg is not None and seg.payload == b"" and seg.payload_len == 0
+    assert counters == {"ip_length_exceeds_frame": 1}
+    assert [i.kind for i in issues] == ["malformed"]
+
+
+def test_inner_ip_length_bounded_by_outer_packet() -> None:
+    rec = records("tunnel_ipip.pcap")[1]
+    data = bytearray(rec.data)
+    outer_len = struct.unpack_from("!H", data, 16)[0]
+    struct.pack_into("!H", data, 16, outer_len - 10)  # the outer packet ends 10 bytes early
+    counters: dict[str, int] = {}
+    seg = decode_segment(rec._replace(data=bytes(data)), Issues(), counters)
+    assert seg is not None and seg.payload_len == len(seg.payload) == 40
+    assert counters == {"ip_length_exceeds_frame": 1, "decapsulated": 1}
+
+
 def test_tso_zero_total_length_uses_frame() -> None:
     rec = records("ether_ipv4.pcap")[1]
     data = bytearray(rec.data)

@@ -35,6 +35,7 @@ import bz2
 import heapq
 import io
 import lzma
+import mmap
 import os
 import stat
 import sys
@@ -299,6 +300,7 @@ class _Opened(NamedTuple):
     fmt: str  # "pcap" | "pcapng"
     compression: str | None
     close: Callable[[], None]
+    mappable: Any = None  # the open regular file, when it may be memory-mapped
 
 
 class _Source:
@@ -390,10 +392,14 @@ class CaptureReader:
         chunk_size: int = CHUNK,
         max_ratio: int = 1000,
         max_decompressed: int | None = None,
+        use_mmap: bool = True,
+        map_window: int = 64 << 20,
     ) -> None:
         self.issues = issues
+        self.use_mmap = use_mmap
         self.progress = progress
         self.chunk_size = max(4096, int(chunk_size))
+        self.map_window = max(mmap.ALLOCATIONGRANULARITY, int(map_window))
         self.max_ratio = max_ratio
         self.max_decompressed = max_decompressed
         self.interfaces: list[Interface] = []
@@ -429,6 +435,7 @@ class CaptureReader:
         name = src.name
         close: Callable[[], None] = lambda: None
         raw: Any
+        mappable: Any = None
         if src.kind == "path":
             path = src.obj
             try:
@@ -447,6 +454,7 @@ class CaptureReader:
                 raise CaptureReadError(f"{name}: cannot open: {e.strerror or e}") from None
             raw = f
             close = f.close
+            mappable = f if stat.S_ISREG(st.st_mode) else None
         elif src.kind == "bytes":
             raw = io.BytesIO(bytes(src.obj))  # type: ignore[call-overload]
         elif src.kind == "stdin":
@@ -456,10 +464,13 @@ class CaptureReader:
         else:
             raw = src.obj
         try:
-            return self._sniff(src, raw, close, count)
+            opened = self._sniff(src, raw, close, count)
         except BaseException:
             close()
             raise
+        if mappable is not None and opened.compression is None and self.use_mmap:
+            return opened._replace(mappable=mappable)
+        return opened
 
     def _sniff(self, src: _Source, raw: Any, close: Callable[[], None], count: bool) -> _Opened:
         name = src.name
@@ -599,6 +610,9 @@ class CaptureReader:
                     frame_in_detail=merged,
                     record_type=Record,
                 )
+            if opened.mappable is not None and src.size:
+                yield from self._mapped(framer, opened.mappable, src.size, quiet)
+                return
             buf = b""
             pos = 0
             base = 0
@@ -617,6 +631,49 @@ class CaptureReader:
             yield from framer.records(buf, 0, True)  # type: ignore[misc]
         finally:
             opened.close()
+
+    def _mapped(
+        self, framer: PcapFramer | PcapngFramer, f: Any, size: int, quiet: bool
+    ) -> Generator[Record, None, None]:
+        """Frame a regular file through read-only memory maps of ``map_window`` bytes at a
+        time: no copy of the file's bytes but the records' own slices, and at most one
+        window mapped (resident) at once, whatever the file's size."""
+        window = self.map_window
+        gran = mmap.ALLOCATIONGRANULARITY
+        off = 0
+        pos = 0
+        done = 0  # absolute offset consumed so far, for bytes_read
+        if not quiet:
+            self.bytes_read -= min(size, _SNIFF)  # the sniffed head, counted again below
+        progress = None if quiet else self.progress
+        while True:
+            length = min(window, size - off)
+            eof = off + length >= size
+            try:
+                mm = mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=off)
+            except (OSError, ValueError) as e:
+                raise CaptureReadError(f"{getattr(f, 'name', '?')}: cannot map: {e}") from e
+            try:
+                if hasattr(mm, "madvise"):
+                    mm.madvise(mmap.MADV_SEQUENTIAL)
+                framer.offset = off
+                newpos = yield from framer.records(mm, pos, eof)  # type: ignore[misc]
+            finally:
+                mm.close()
+            absolute = off + newpos
+            if not quiet:
+                self.bytes_read += absolute - done
+            done = absolute
+            if progress is not None:
+                progress(self.bytes_read, self.bytes_total)
+            if eof:
+                return
+            new_off = absolute - absolute % gran
+            if new_off == off:
+                # The unit at ``pos`` needs more than one window holds: widen it.
+                window *= 2
+            pos = absolute - new_off
+            off = new_off
 
     def __iter__(self) -> Iterator[Record]:
         self.bytes_read = 0

@@ -31,11 +31,16 @@ slice and one tuple; no exception and no per-record object beyond the yielded tu
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from .errors import Issues, MalformedError
+
+# What the framers read: the bytes of a chunk, or a read-only memory map of a file window
+# (slicing either gives ``bytes``).
+Buffer = bytes | mmap.mmap
 
 __all__ = [
     "MAGIC_MODIFIED",
@@ -117,7 +122,7 @@ class PcapHeader:
         return self.ts_mult == 1
 
 
-def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> PcapHeader | None:
+def parse_header(buf: bytes | bytearray | memoryview | mmap.mmap, pos: int = 0) -> PcapHeader | None:
     """Read the file header at ``buf[pos:]``; None when fewer than 24 bytes are there.
 
     Raises :class:`MalformedError` when the magic is not a pcap magic.
@@ -230,11 +235,11 @@ class PcapFramer:
 
     # -- framing ------------------------------------------------------------------------
     def records(
-        self, buf: bytes, pos: int = 0, eof: bool = False
+        self, buf: Buffer, pos: int = 0, eof: bool = False
     ) -> Generator[RecordTuple, None, int]:
         """Yield every complete record in ``buf[pos:]``; return the first unused offset.
 
-        ``buf`` must be ``bytes`` (record data are slices of it). With ``eof=True`` the
+        ``buf`` is ``bytes`` or a read-only ``mmap`` (record data are slices of it). With ``eof=True`` the
         stream is known to end at ``len(buf)``: a partial record is then reported as
         ``truncated`` and the returned offset is ``len(buf)``.
         """
@@ -379,7 +384,7 @@ class PcapFramer:
             )
         self._issue("malformed", detail, self._resync_frame, "corrupt")
 
-    def _candidate(self, buf: bytes, p: int, ref_sec: int | None) -> int:
+    def _candidate(self, buf: Buffer, p: int, ref_sec: int | None) -> int:
         """The captured length of a plausible record header at ``buf[p:]`` (all of its
         bytes present), or -1 when it is not plausible."""
         hdr = self.header
@@ -393,7 +398,7 @@ class PcapFramer:
             return -1
         return int(caplen)
 
-    def _check_at(self, buf: bytes, p: int, eof: bool, ref_sec: int | None) -> bool | None:
+    def _check_at(self, buf: Buffer, p: int, eof: bool, ref_sec: int | None) -> bool | None:
         """Candidate at ``p`` plus the chain check: the record after it must be plausible
         too (its time close to the candidate's), or -- when there is a reference time --
         the candidate may end exactly at the end of the stream. None: need more."""
@@ -414,7 +419,7 @@ class PcapFramer:
         sec = struct.unpack_from(hdr.endian + "I", buf, p)[0]
         return self._candidate(buf, q, sec) >= 0
 
-    def _plausible_after(self, buf: bytes, start: int) -> bool:
+    def _plausible_after(self, buf: Buffer, start: int) -> bool:
         """At end of stream: is there a plausible record anywhere in ``buf[start:]``?
         Without a good record before (no reference time) the answer is no: a cut first
         record is far likelier than a corrupt one."""
@@ -424,7 +429,7 @@ class PcapFramer:
         return r is not None and r >= 0
 
     def _scan(
-        self, buf: bytes, start: int, eof: bool, blind_from: int | None = None
+        self, buf: Buffer, start: int, eof: bool, blind_from: int | None = None
     ) -> int | None:
         """Find the next plausible record header at or after ``start``.
 

@@ -28,11 +28,16 @@ Timestamps are integer nanoseconds, computed exactly for any resolution.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from .errors import Issues
+
+# What the framers read: the bytes of a chunk, or a read-only memory map of a file window
+# (slicing either gives ``bytes``).
+Buffer = bytes | mmap.mmap
 
 __all__ = [
     "BYTE_ORDER_MAGIC",
@@ -196,11 +201,11 @@ class PcapngFramer:
 
     # -- framing ------------------------------------------------------------------------
     def records(
-        self, buf: bytes, pos: int = 0, eof: bool = False
+        self, buf: Buffer, pos: int = 0, eof: bool = False
     ) -> Generator[RecordTuple, None, int]:
         """Yield every complete packet in ``buf[pos:]``; return the first unused offset.
 
-        ``buf`` must be ``bytes``. With ``eof=True`` the stream ends at ``len(buf)``: a
+        ``buf`` is ``bytes`` or a read-only ``mmap``. With ``eof=True`` the stream ends at ``len(buf)``: a
         partial block is then reported as ``truncated`` and ``len(buf)`` is returned.
         """
         n = len(buf)
@@ -275,7 +280,7 @@ class PcapngFramer:
 
     _pending: tuple[int, int, bytes, int, int] | None = None
 
-    def _block(self, buf: bytes, pos: int, eof: bool) -> int | None:
+    def _block(self, buf: Buffer, pos: int, eof: bool) -> int | None:
         """Handle the block at ``pos`` (at least 12 bytes present). Returns the offset
         after it (or where resynchronisation starts), None for need more, -1 when the
         stream is finished (truncated and reported). A packet is left in ``_pending``."""
@@ -335,7 +340,7 @@ class PcapngFramer:
         return int(end)
 
     # -- block bodies -------------------------------------------------------------------
-    def _section(self, buf: bytes, pos: int, blen: int, endian: str) -> None:
+    def _section(self, buf: Buffer, pos: int, blen: int, endian: str) -> None:
         major, minor = struct.unpack_from(endian + "HH", buf, pos + 12)
         self.endian = endian
         self.section += 1
@@ -348,7 +353,7 @@ class PcapngFramer:
                 "version",
             )
 
-    def _interface(self, buf: bytes, pos: int, blen: int) -> None:
+    def _interface(self, buf: Buffer, pos: int, blen: int) -> None:
         endian = self.endian
         assert endian is not None
         if blen < 20:
@@ -409,7 +414,7 @@ class PcapngFramer:
         mul, div = ts_params(tsresol)
         self._table.append((gidx, lt, snaplen, mul, div, tsoffset * 1_000_000_000))
 
-    def _packet(self, buf: bytes, pos: int, blen: int, btype: int) -> None:
+    def _packet(self, buf: Buffer, pos: int, blen: int, btype: int) -> None:
         endian = self.endian
         assert endian is not None
         what = "enhanced packet block" if btype == EPB else "packet block"
@@ -445,7 +450,7 @@ class PcapngFramer:
         self.last_ts = ts
         self._pending = (ts, lt, buf[pos + 28 : pos + 28 + caplen], origlen, gidx)
 
-    def _simple(self, buf: bytes, pos: int, blen: int) -> None:
+    def _simple(self, buf: Buffer, pos: int, blen: int) -> None:
         endian = self.endian
         assert endian is not None
         if not self._table:
@@ -501,7 +506,7 @@ class PcapngFramer:
             )
         self._issue("malformed", detail, self._resync_frame, "corrupt")
 
-    def _sound_at(self, buf: bytes, p: int, eof: bool) -> bool | None:
+    def _sound_at(self, buf: Buffer, p: int, eof: bool) -> bool | None:
         """Does a sound block start at ``p``? None: cannot tell without more bytes."""
         n = len(buf)
         if p + 12 > n:
@@ -535,7 +540,7 @@ class PcapngFramer:
                 return False
         return True
 
-    def _scan(self, buf: bytes, start: int, eof: bool) -> int | None:
+    def _scan(self, buf: Buffer, start: int, eof: bool) -> int | None:
         """Find the next sound block at or after ``start``: its offset; ``-1 - p`` when
         more bytes are needed and the scan must resume at ``p``; None when, at the end of
         the stream, there is none."""

@@ -234,6 +234,27 @@ def test_resync_across_chunk_boundaries() -> None:
             assert list(gi) == list(wiss)
 
 
+def test_memory_map_windows_match_chunks(tmp_path: Path) -> None:
+    """Plain files are read through memory-map windows; records and issues must be the
+    same as through chunked reads, also when windows cut records and corrupt regions."""
+    sources = []
+    for name in ("pcap_corrupt_record.pcap", "pcapng_corrupt_blocks.pcapng",
+                 "pcapng_two_sections.pcapng", "pcap_nsec_be.pcap"):
+        data = (FORMATS / name).read_bytes()
+        head = 24 if data[:4] != b"\n\r\r\n" else 0
+        big = tmp_path / f"big_{name}"
+        big.write_bytes(data + data[head:] * 40 + data[head:-7])  # ends in a cut record
+        sources.append(big)
+    for path in sources:
+        chunked = read(path, use_mmap=False, chunk_size=4096)
+        for window in (4096, 8192, 1 << 20):
+            mapped = read(path, map_window=window)
+            assert mapped[0] == chunked[0], (path.name, window)
+            assert list(mapped[1]) == list(chunked[1]), (path.name, window)
+            assert mapped[2].bytes_read == path.stat().st_size
+        assert len(chunked[0]) > 40
+
+
 def _feed_in_pieces(data: bytes, size: int) -> tuple[list[tuple[Any, ...]], Issues]:
     issues = Issues()
     framer: PcapFramer | PcapngFramer

@@ -599,3 +599,43 @@ def test_tls_looking_garbage(tail: bytes) -> None:
             continue
         if r is not None:
             assert r[1] <= len(data)
+
+
+def test_buffer_types() -> None:
+    """bytes, bytearray and memoryview give the same hello, also at an offset."""
+    data = fx("chrome_like_pq_sni.bin")
+    want = parse_client_hello(data)
+    for buf in (bytearray(data), memoryview(data), memoryview(b"xx" + data)[2:]):
+        r = read_client_hello(buf)
+        assert r is not None and r[0] == want
+        assert isinstance(r[0].random, bytes) and isinstance(r[0].extensions[1][1], bytes)
+    frag = B.records(data[5:], [100, 1000, 10_000])
+    r = read_client_hello(bytearray(b"\x00" * 7 + frag), 7)
+    assert r is not None and r[0] == parse_client_hello(frag) and r[1] == 7 + len(frag)
+    assert looks_like_tls_hello(b"\x00" * 7 + frag, 7) is True
+    assert looks_like_tls_hello(b"\x00" * 7 + frag, 0) is False
+
+
+def test_large_hellos_and_the_cap() -> None:
+    """A 60 KB hello in 16 KB records is read; one above 64 KiB is refused."""
+    big = B.client_hello_message([0x1301], [B.sni_ext(b"big.example"), (21, bytes(60_000))])
+    h = parse_client_hello(B.records(big, [16_384] * 4))
+    assert h.padding == 60_000 and h.records == 4 and h.sni == "big.example"
+    huge = b"\x01" + (70_000).to_bytes(3, "big") + bytes(70_000)
+    data = B.records(huge, [16_384] * 5)
+    with pytest.raises(MalformedError, match="limit"):
+        read_client_hello(data[:10])  # refused from its header alone
+    with pytest.raises(MalformedError, match="limit"):
+        read_client_hello(B.records(huge[:2], [1, 1]) + B.records(huge[2:100]))
+
+
+def test_many_tiny_records_bounded() -> None:
+    """A hello in 1-byte records (hostile but legal) is still read, in bounded time."""
+    import time
+
+    msg = fx("chrome_like_pq_sni.bin")[5:]
+    data = B.records(msg, [1] * len(msg))
+    t0 = time.process_time()
+    r = read_client_hello(data)
+    assert r is not None and r[0].records == len(msg)
+    assert time.process_time() - t0 < 2.0

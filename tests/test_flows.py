@@ -763,3 +763,34 @@ def test_snaplen_cut_server_reaction() -> None:
     c.sfin().cfin()
     h = one(c.segs)
     assert (h.outcome, h.alert) == ("alert", 112)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=len(BIG) - 1),
+                       st.integers(min_value=0, max_value=255)), min_size=1, max_size=8),
+    st.integers(min_value=1, max_value=1200),
+    st.integers(min_value=0, max_value=300),
+)
+def test_mutated_hello_never_absent_when_unreadable(muts, size, cut_at) -> None:  # type: ignore[no-untyped-def]
+    data = bytearray(BIG)
+    for pos, val in muts:
+        data[pos] = val
+    c = Conv().handshake()
+    segs = c.cdata(bytes(data), [size])
+    if cut_at and len(segs) > 1:
+        # the last segment loses its tail to the snaplen
+        last = segs[-1]
+        segs[-1] = last._replace(payload=last.payload[: max(0, len(last.payload) - cut_at)])
+    c.srst()
+    hs, t = run(c.segs[:3] + segs + c.segs[3 + len(segs) :])
+    if not hs:  # the first bytes no longer start a hello: a non-TLS flow, counted
+        assert t.stats["not_tls"] == 1
+        return
+    (h,) = hs
+    assert h.outcome == "server_reset"
+    if h.sni_status in ("absent", "empty"):
+        # only ever said about a hello that parsed whole
+        assert h.client_hello is not None and h.client_hello.sni_status == h.sni_status
+    if cut_at and len(segs) > 1 and len(segs[-1].payload) < segs[-1].payload_len:
+        assert h.sni_status in ("unknown", "malformed") or h.client_hello is not None

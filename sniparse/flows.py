@@ -192,6 +192,7 @@ class _Dir:
         "dport",
         "dst",
         "fin",
+        "fin_ts",
         "first_data_ts",
         "ip_version",
         "isns",
@@ -199,6 +200,7 @@ class _Dir:
         "letters",
         "pkts",
         "rst",
+        "rst_ts",
         "sport",
         "src",
         "stream",
@@ -217,6 +219,8 @@ class _Dir:
         self.synack = False
         self.fin = False
         self.rst = False
+        self.fin_ts = 0
+        self.rst_ts = 0
         self.stream: Stream | None = None
         self.isns: list[int] = []      # ISN+1 of each SYN / SYN-ACK seen before data
         self.pkts = 0
@@ -500,10 +504,14 @@ class FlowTable:
             peer.stream.note_end(seg.ack)
         if flags & FIN:
             d.fin = True
+            if not d.fin_ts:
+                d.fin_ts = ts
             if d.stream is not None and not d.stream.released:
                 d.stream.note_end((seg.seq + (1 if syn else 0) + plen) & 0xFFFFFFFF)
         if flags & RST:
             d.rst = True
+            if not d.rst_ts:
+                d.rst_ts = ts
 
         if not flow.done and (plen > 0 or flags & (FIN | RST)):
             self._progress(flow, ts)
@@ -852,6 +860,17 @@ class FlowTable:
             self._read_server(flow)
             if flow.q == _Q_MID:
                 flow.q = _Q_NONE
+        if flow.q in (_Q_HELLO, _Q_DONE) and flow.outcome is None:
+            # The hello start was only recognised now (too few bytes before): read the
+            # server's reaction and replay the FIN/RST events that were held back.
+            if flow.server_other is None:
+                self._read_server(flow)
+            if flow.outcome is None:
+                s = flow.server
+                events = [(t, k) for t, k in ((s.rst_ts, "server_reset"), (s.fin_ts, "server_close"),
+                                              (c.rst_ts, "client_reset")) if t]
+                if events:
+                    flow.outcome_ts, flow.outcome = min(events)
         if flow.q == _Q_OPEN or flow.q == _Q_NONE:
             self._count_kind(flow)
             return None

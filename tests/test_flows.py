@@ -794,3 +794,11 @@ def test_mutated_hello_never_absent_when_unreadable(muts, size, cut_at) -> None:
         assert h.client_hello is not None and h.client_hello.sni_status == h.sni_status
     if cut_at and len(segs) > 1 and len(segs[-1].payload) < segs[-1].payload_len:
         assert h.sni_status in ("unknown", "malformed") or h.client_hello is not None
+
+
+def test_three_bytes_of_hello_then_server_reset() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI[:3])
+    c.srst()
+    h = one(c.segs)
+    assert h.sni_status == "unknown" and h.outcome == "server_reset" and h.outcome_ms is not None

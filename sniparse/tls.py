@@ -109,6 +109,8 @@ EXT_EARLY_DATA = 42
 EXT_SUPPORTED_VERSIONS = 43
 EXT_KEY_SHARE = 51
 EXT_ECH = 0xFE0D
+#: The pre-ECH "encrypted_server_name" of draft-ietf-tls-esni-00..02 (Firefox 2018-2020).
+EXT_ESNI = 0xFFCE
 
 #: Protocol version names. Draft TLS 1.3 versions 0x7fXX are named by :func:`version_name`.
 VERSION_NAMES: dict[int, str] = {
@@ -276,6 +278,8 @@ class ClientHello:
     wire_len: int = 0              # bytes of the stream consumed, record headers included
     records: int = 1               # TLS records the hello spanned
     sslv2_cipher_specs: tuple[int, ...] = ()   # SSLv2 form: every 3-byte cipher spec
+    esni: bool = False             # the older encrypted_server_name (0xffce): the real name
+                                   # is encrypted, so server_name is usually absent
 
     @property
     def extension_types(self) -> tuple[int, ...]:
@@ -428,7 +432,8 @@ def _u16s(count: int) -> Callable[[Buffer, int], tuple[int, ...]]:
 # Extension types whose bodies the ClientHello parser decodes; the rest are kept raw.
 _DECODED = frozenset((EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS,
                       EXT_SIGNATURE_ALGORITHMS, EXT_ALPN, EXT_PADDING, EXT_PRE_SHARED_KEY,
-                      EXT_EARLY_DATA, EXT_SUPPORTED_VERSIONS, EXT_KEY_SHARE, EXT_ECH))
+                      EXT_EARLY_DATA, EXT_SUPPORTED_VERSIONS, EXT_KEY_SHARE, EXT_ECH,
+                      EXT_ESNI))
 
 
 def _parse_ch_message(
@@ -488,7 +493,7 @@ def _parse_ch_message(
     ec_point_formats: tuple[int, ...] = ()
     signature_algorithms: tuple[int, ...] = ()
     key_share_groups: tuple[int, ...] = ()
-    psk = early_data = ech = False
+    psk = early_data = ech = esni = False
     padding = 0
 
     if p < end:
@@ -550,8 +555,10 @@ def _parse_ch_message(
                     psk = True
                 elif et == EXT_EARLY_DATA:
                     early_data = True
-                else:  # EXT_ECH
+                elif et == EXT_ECH:
                     ech = True
+                else:  # EXT_ESNI
+                    esni = True
             p = b
         if len({t for t, _ in extensions}) != len(extensions):
             # RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type".
@@ -589,6 +596,7 @@ def _parse_ch_message(
         wire_len,
         records,
         (),
+        esni,
     )
 
 

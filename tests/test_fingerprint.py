@@ -344,6 +344,9 @@ def test_corpus_ja3_and_sni_match_tshark(corpus_dir: Path) -> None:
             sni_ok += 1
         else:
             problems.append(f"{cap}: sni {h.sni!r} != {c['sni']!r}")
+        marks = " ".join(c.get("ech") or [])  # type: ignore[arg-type]
+        if h.ech != ("0xfe0d" in marks) or h.esni != ("0xffce" in marks):
+            problems.append(f"{cap}: ech/esni {h.ech}/{h.esni} != {marks!r}")
         if c.get("ja3_full"):
             compared += 1
             if ja3(h) != (c["ja3_full"], c["ja3"]):

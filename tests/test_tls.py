@@ -161,6 +161,15 @@ def test_chrome_like_pq_hello() -> None:
     assert is_grease(h.cipher_suites[0]) and is_grease(h.extension_types[0])
 
 
+def test_ech_and_esni_flags() -> None:
+    ech = parse_client_hello(B.simple([B.sni_ext(b"public.example"), (0xFE0D, b"\x00")]))
+    assert ech.ech and not ech.esni and ech.sni_status == "present"
+    esni = parse_client_hello(B.simple([(0xFFCE, b"\x13\x01"), (42, b"")]))
+    assert esni.esni and not esni.ech and esni.sni_status == "absent" and esni.early_data
+    plain = parse_client_hello(fx("python_sni.bin"))
+    assert not plain.ech and not plain.esni and not plain.early_data
+
+
 def test_sni_flags() -> None:
     ip = parse_client_hello(fx("sni_ip_literal.bin"))
     assert ip.sni_is_ip and not ip.sni_trailing_dot and not ip.sni_non_ascii

@@ -169,6 +169,8 @@ class _Prefixed(io.RawIOBase):
             raise CaptureReadError(f"{self._name}: read failed: {e.strerror or e}") from e
         if data is None:
             data = b""
+        elif isinstance(data, str):
+            raise NotACaptureError(f"{self._name}: opened in text mode; give a binary stream")
         data = bytes(data)
         self.raw_read += len(data)
         self._count(len(data))

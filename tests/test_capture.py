@@ -305,6 +305,56 @@ def test_blind_resync_gives_up_cleanly() -> None:
     assert len(recs) == 6 and [i.kind for i in issues] == ["malformed"]
 
 
+def _ng(*blocks: bytes) -> bytes:
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = struct.pack("<IIHHI", 1, 20, 1, 0, 0) + struct.pack("<I", 20)
+    return shb + idb + b"".join(blocks)
+
+
+def _epb(ts: int, data: bytes, blen_override: int | None = None) -> bytes:
+    pad = b"\0" * (-len(data) % 4)
+    blen = 32 + len(data) + len(pad)
+    head = struct.pack("<IIIIIII", 6, blen_override or blen, 0, ts >> 32, ts & 0xFFFFFFFF,
+                       len(data), len(data))
+    return head + data + pad + struct.pack("<I", blen)
+
+
+def test_pcapng_damaged_lengths_resync() -> None:
+    t = 1_700_000_000_000_000
+    good = [_epb(t + i, bytes([i]) * (20 + i)) for i in range(6)]
+    # a length running past the end of the file, with sound blocks after it
+    recs, issues, _ = read(_ng(good[0], _epb(t, b"x" * 40, 4096), *good[1:]))
+    assert [r.data for r in recs] == [bytes([i]) * (20 + i) for i in range(6)]
+    assert [i.kind for i in issues] == ["malformed"] and "past the end" in next(iter(issues)).detail
+    # lengths under 12 and not a multiple of 4
+    recs, issues, _ = read(_ng(good[0], struct.pack("<II", 6, 8) + b"\0" * 8, *good[1:3],
+                               struct.pack("<II", 6, 13) + b"\0" * 16, *good[3:]))
+    assert len(recs) == 6 and issues.total() == 2
+    # a packet block naming an interface the section does not have: skipped by length
+    bad_if = bytearray(_epb(t, b"y" * 24))
+    struct.pack_into("<I", bad_if, 8, 5)
+    recs, issues, _ = read(_ng(good[0], bytes(bad_if), good[1]))
+    assert len(recs) == 2 and "interface 5" in next(iter(issues)).detail
+    # a cut last block with nothing sound after it: truncated, not malformed
+    recs, issues, _ = read(_ng(*good)[:-10])
+    assert len(recs) == 5 and [i.kind for i in issues] == ["truncated"]
+
+
+def test_issue_frames_in_a_merged_capture() -> None:
+    """Several files: frame numbers of the merged capture are not known while one file
+    is framed, so an issue names the file and its record number instead."""
+    recs, issues, _ = read([FORMATS / "rotated_0.pcap", FORMATS / "pcap_corrupt_record.pcap"])
+    assert len(recs) == 3 + 9
+    (issue,) = list(issues)
+    assert issue.frame is None
+    assert "pcap_corrupt_record.pcap" in issue.detail and "record 3" in issue.detail
+
+
+def test_text_mode_stream_is_refused() -> None:
+    with pytest.raises(NotACaptureError, match="text mode"):
+        CaptureReader(io.StringIO("abc"), Issues())
+
+
 def test_hostile_lengths_are_bounded() -> None:
     hdr = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0xFFFFFFFF, 1)
     # a record claiming 4 GiB, then nothing plausible: one issue, no huge allocation

@@ -2,7 +2,9 @@
 
 :func:`decode_segment` walks link -> IP -> (tunnels -> IP)* -> TCP with plain functions
 over ``(bytes, offset)`` (:mod:`sniparse.link`, :mod:`sniparse.ip`) and builds exactly one
-object, the final :class:`~sniparse.tcp.Segment`. Frames that carry no TCP come back as
+object, the final :class:`~sniparse.tcp.Segment`. Tunnels opened on the way: IP-in-IP,
+IPv6-in-IP, GRE (with ERSPAN I/II/III, transparent bridging, PPTP's PPP, MPLS), VXLAN,
+Geneve, GTP-U and CAPWAP data; ``outer`` keeps the outermost IP addresses. Frames that carry no TCP come back as
 ``None`` after one named counter is bumped in the caller's ``counters`` dict:
 
 =====================  =====================================================================

@@ -449,6 +449,9 @@ def _sll_proto(data: bytes, proto: int, off: int) -> tuple[int, int, tuple[int, 
         # `-i any` on a VLAN parent without tag offload leaves the tag in the payload; the
         # other shims are walked the same way as after an Ethernet header.
         return ether_walk(data, proto, off)
+    if proto == ETH_TEB:
+        # ARPHRD_IPGRE devices (gretap) put the GRE protocol type here: an Ethernet frame.
+        return ETH_TEB, off, _NO_VLAN, -1
     if proto == 0x0004 or proto == 0x0001:
         return LINK_NOT_IP, off, _NO_VLAN, -1  # 802.2 LLC / 802.3 frames
     return proto, off, _NO_VLAN, -1

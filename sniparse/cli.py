@@ -262,6 +262,13 @@ class _Section:
         self.rows = rows
 
 
+def _first_of(values: Sequence[str]) -> str:
+    """The most frequent value, and how many others there are."""
+    if not values:
+        return ""
+    return values[0] + (f" (+{len(values) - 1})" if len(values) > 1 else "")
+
+
 # Rows per table in the text output; --format json / csv carry everything.
 _TOP = 20
 
@@ -291,11 +298,11 @@ def _sections(report: Report, *, flows: bool) -> list[_Section]:
             _Section(
                 _title("Clients without SNI", len(nosni)),
                 ["client", "attempts", "without SNI", "outcomes without SNI", "typical ms",
-                 "JA4", "names when with SNI", "first seen", "last seen", "known as"],
+                 "JA4 without SNI", "names when with SNI", "first seen", "last seen", "known as"],
                 [
                     [c.ip, str(c.attempts), str(c.without_sni),
                      _outcomes_text(c.outcomes_without_sni), _fmt_ms(c.typical_ms_without_sni),
-                     c.ja4[0] if c.ja4 else "", ", ".join(c.names[:3]), _ts(c.first_seen_ns),
+                     _first_of(c.ja4_without_sni), _first_of(c.names), _ts(c.first_seen_ns),
                      _ts(c.last_seen_ns), c.known_source or ""]
                     for c in nosni[:_TOP]
                 ],

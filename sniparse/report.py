@@ -289,6 +289,7 @@ class _Acc:
         "first",
         "ja3",
         "ja4",
+        "ja4_without",
         "last",
         "malformed",
         "ms",
@@ -317,6 +318,7 @@ class _Acc:
         self.names: Counter[str] = Counter()
         self.ja3: Counter[str] = Counter()
         self.ja4: Counter[str] = Counter()
+        self.ja4_without: Counter[str] = Counter()
         self.ms: list[float] = []
         self.ms_without: list[float] = []
         self.first: int | None = None
@@ -339,6 +341,8 @@ class _Acc:
             self.without_sni += 1
             self.outcomes_without[h.outcome] += 1
             self.peers_without[peer] += 1
+            if h.ja4:
+                self.ja4_without[h.ja4] += 1
             if h.outcome_ms is not None:
                 self.ms_without.append(h.outcome_ms)
             group = "without"
@@ -373,7 +377,9 @@ class ClientSummary:
     ``names`` are the SNI values the client sent when it did send one (most used first);
     ``typical_ms`` is the median ``outcome_ms`` over all its attempts, ``typical_ms_without_sni``
     over its attempts without SNI; ``known_source`` names a well-known non-SNI client range
-    (a load-balancer health checker) when the address is in one.
+    (a load-balancer health checker) when the address is in one; ``ja4_without_sni`` the JA4
+    fingerprints of its hellos without SNI (most used first), which name the client software
+    that needs fixing.
     """
 
     ip: str
@@ -393,6 +399,7 @@ class ClientSummary:
     last_seen_ns: int | None
     servers: tuple[str, ...]
     known_source: str | None = None
+    ja4_without_sni: tuple[str, ...] = ()
 
     @property
     def first_seen(self) -> str | None:
@@ -622,6 +629,7 @@ class Report:
                 last_seen_ns=a.last,
                 servers=_ranked(a.peers),
                 known_source=known_source(ip),
+                ja4_without_sni=_ranked(a.ja4_without),
             )
             for ip, a in clients.items()
         ]
@@ -868,7 +876,8 @@ class Report:
             )
             return out
         unknown = counts.get("unknown", 0)
-        if unknown:
+        covered = sum(s.unknown for s in self.servers if s.verdict == "unknown_only")
+        if unknown and unknown > covered:
             reasons = Counter(h.unknown_reason or "unknown" for h in self.handshakes
                               if h.sni_status == "unknown")
             why = _reasons_text(reasons)

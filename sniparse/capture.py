@@ -365,11 +365,6 @@ def _flatten(sources: object) -> list[object]:
     return out
 
 
-class _Peek(NamedTuple):
-    first_ts: int | None
-    source: _Source
-
-
 class CaptureReader:
     """Reads one capture from one or several sources; iterate it for :class:`Record`\\ s.
 
@@ -456,6 +451,10 @@ class CaptureReader:
                 raise NotACaptureError(f"{name}: is a directory, not a capture file")
             if stat.S_ISREG(st.st_mode):
                 src.size = st.st_size
+            else:
+                # A pipe or device (``sniparse <(zcat x.gz)``): it can be read only once,
+                # so the reader keeps it open after sniffing.
+                src.reopenable = False
             try:
                 f = open(path, "rb", buffering=0)  # type: ignore[call-overload]  # noqa: SIM115
             except OSError as e:

@@ -239,9 +239,9 @@ class PcapFramer:
     ) -> Generator[RecordTuple, None, int]:
         """Yield every complete record in ``buf[pos:]``; return the first unused offset.
 
-        ``buf`` is ``bytes`` or a read-only ``mmap`` (record data are slices of it). With ``eof=True`` the
-        stream is known to end at ``len(buf)``: a partial record is then reported as
-        ``truncated`` and the returned offset is ``len(buf)``.
+        ``buf`` is ``bytes`` or a read-only ``mmap`` (record data are slices of it).
+        With ``eof=True`` the stream is known to end at ``len(buf)``: a partial record
+        is then reported as ``truncated`` and the returned offset is ``len(buf)``.
         """
         n = len(buf)
         if self._dead:

@@ -179,6 +179,30 @@ def test_stdin_pipe_subprocess() -> None:
     assert int(out.stdout) == want
 
 
+def test_named_pipe_is_read_once(tmp_path: Path) -> None:
+    """``sniparse <(zcat x.pcap.gz)`` hands over a pipe path: sniffing must not lose
+    its first bytes."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    data = (FORMATS / "pcapng_two_sections.pcapng").read_bytes()
+
+    def writer() -> None:
+        with open(fifo, "wb") as f:
+            for i in range(0, len(data), 100):
+                f.write(data[i : i + 100])
+                f.flush()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        recs, issues, reader = read(fifo)
+    finally:
+        t.join(timeout=10)
+    assert recs == read(data)[0] and len(issues) == 0 and reader.bytes_total == 0
+
+
 def test_rotated_set_any_order() -> None:
     exp = EXPECTED["rotated_0.pcap+rotated_1.pcap+rotated_2.pcap"]["records"]
     for order in ((2, 0, 1), (0, 1, 2), (1, 2, 0)):

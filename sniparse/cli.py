@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
@@ -369,16 +370,16 @@ def render_text(report: Report, *, flows: bool = False, quiet: bool = False,
     w = buf.write
     verdicts = report.verdicts
     if verdicts:
-        w(f"VERDICT: {verdicts[0].summary}\n")
+        w(_wrap(f"VERDICT: {verdicts[0].summary}"))
         for v in verdicts[1:6]:
-            w(f"ALSO: {v.summary}\n")
+            w(_wrap(f"ALSO: {v.summary}"))
         if len(verdicts) > 6:
             w(f"ALSO: {len(verdicts) - 6} more verdicts (see --format json).\n")
     else:
         w("VERDICT: nothing to report.\n")
     if quiet:
         return buf.getvalue()
-    w(f"\n{_counts_line(report)}\n")
+    w("\n" + _wrap(_counts_line(report)))
     ex = next((v.example_flow for v in verdicts if v.example_flow), None)
     if ex:
         w(f"Example: {ex}\n")
@@ -392,8 +393,14 @@ def render_text(report: Report, *, flows: bool = False, quiet: bool = False,
     if fixes:
         w("\nFix\n")
         for f in fixes:
-            w(f"- {f}\n")
+            w(_wrap(f"- {f}"))
     return buf.getvalue()
+
+
+def _wrap(text: str) -> str:
+    """Prose at 100 columns; continuation lines indented, so each item still starts a line."""
+    return textwrap.fill(text, width=100, subsequent_indent="  ", break_on_hyphens=False,
+                         break_long_words=False) + "\n"
 
 
 def _plain_table(headers: list[str], rows: list[list[str]]) -> str:

@@ -96,7 +96,8 @@ def test_flows_and_quiet(fake: dict[str, Any]) -> None:
     assert body.count("10.0.0.9:") >= len(HANDS)
     q = run("-q", "cap.pcap")
     assert q.exit_code == 0
-    assert all(line.startswith(("VERDICT:", "ALSO:")) for line in q.stdout.splitlines())
+    assert all(line.startswith(("VERDICT:", "ALSO:", "  ")) for line in q.stdout.splitlines())
+    assert all(len(line) <= 100 for line in q.stdout.splitlines())
 
 
 def test_fail_on_no_sni_exit_3(fake: dict[str, Any]) -> None:

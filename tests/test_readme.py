@@ -87,3 +87,14 @@ def test_output_reference_complete() -> None:
     assert not undocumented, f"Handshake fields missing from README.md: {undocumented}"
     for value in (*SNI_STATUSES, *OUTCOMES, *UNKNOWN_REASONS):
         assert f"| `{value}` |" in README, value
+
+
+def test_sample_output_is_current() -> None:
+    m = re.search(r"Sample output \(`sniparse (\S+)`.*?```\n(.*?)```", README, re.DOTALL)
+    assert m is not None, "README has no sample output"
+    fixture = ROOT / m.group(1)
+    if not fixture.exists():
+        pytest.skip(f"{m.group(1)} not recorded yet")
+    r = CliRunner().invoke(cli, [str(fixture)], prog_name="sniparse")
+    assert r.exit_code == 0
+    assert r.stdout.rstrip("\n") == m.group(2).rstrip("\n")

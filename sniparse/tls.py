@@ -523,7 +523,12 @@ def _parse_ch_message(
             add((et, body))
             if et in decoded:
                 if et == EXT_SERVER_NAME:
-                    server_names = _parse_server_name(body, p - msg)
+                    if (el > 5 and body[2] == 0 and (body[0] << 8) | body[1] == el - 2
+                            and (body[3] << 8) | body[4] == el - 5):
+                        # the usual single host_name entry, checked field by field
+                        server_names = ((0, body[5:]),)
+                    else:
+                        server_names = _parse_server_name(body, p - msg)
                     sni_status = "empty"
                     for nt, name in server_names:
                         if nt == 0:
@@ -535,9 +540,13 @@ def _parse_ch_message(
                                 sni_is_ip = _is_ip_literal(sni)
                             break
                 elif et == EXT_SUPPORTED_GROUPS:
-                    supported_groups = _u16_list(body, 2, p - msg, "supported_groups")
+                    if el < 2 or el & 1 or (body[0] << 8) | body[1] != el - 2:
+                        _u16_list(body, 2, p - msg, "supported_groups")  # raises the detail
+                    supported_groups = _u16s((el - 2) >> 1)(body, 2)
                 elif et == EXT_SIGNATURE_ALGORITHMS:
-                    signature_algorithms = _u16_list(body, 2, p - msg, "signature_algorithms")
+                    if el < 2 or el & 1 or (body[0] << 8) | body[1] != el - 2:
+                        _u16_list(body, 2, p - msg, "signature_algorithms")
+                    signature_algorithms = _u16s((el - 2) >> 1)(body, 2)
                 elif et == EXT_SUPPORTED_VERSIONS:
                     supported_versions = _u16_list(body, 1, p - msg, "supported_versions")
                 elif et == EXT_KEY_SHARE:

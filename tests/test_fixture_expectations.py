@@ -195,3 +195,40 @@ def test_independent_sni(expectation: dict[str, Any]) -> None:
         checked += 1
     if expectation["_path"].name == "snaplen96.pcap":
         assert checked == 0 and not by_port  # nothing whole survives a 96-byte snaplen
+
+
+# --- tshark cross-check (skipped without tshark) ---------------------------------------------
+
+def _tshark_view(path: Path) -> list[dict[str, Any]]:
+    import shutil
+    import sys
+
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed")
+    sys.path.insert(0, str(FIXTURES / "tools"))
+    try:
+        from tshark_view import view
+    finally:
+        sys.path.pop(0)
+    result: list[dict[str, Any]] = view(str(path))
+    return result
+
+
+@pytest.mark.slow
+def test_tshark_agrees(expectation: dict[str, Any]) -> None:
+    """Every hello tshark decodes is in the expectation with the same SNI and reaction."""
+    seen = _tshark_view(expectation["_path"])
+    want = list(expectation["handshakes"])
+    for t in seen:
+        match = [r for r in want if r["client_port"] == t["client_port"]]
+        assert match, f"tshark sees a hello from port {t['client_port']} not expected"
+        rec = match[0]
+        want.remove(rec)  # port reuse: the connections come in time order
+        keys = ["sni", "sni_status", "unknown_reason", "outcome", "alert", "hrr"]
+        if rec["sni_status"] == "unknown":
+            keys = ["sni_status", "unknown_reason"]
+        assert {k: t[k] for k in keys} == {k: rec[k] for k in keys}, t
+    # What tshark cannot decode must be a hello that is not whole, or one after a
+    # PROXY v2 header in the same segment (tshark does not look behind it).
+    for rec in want:
+        assert rec["sni_status"] == "unknown" or rec.get("proxy_client"), rec

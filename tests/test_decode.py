@@ -500,3 +500,18 @@ def test_corpus_hello_frames_decode_like_tshark(corpus_dir: Path) -> None:
                 failures.append(f"{rel} frame {frame}: {got} != {exp}")
     assert checked > 1000
     assert len(failures) <= checked // 100, failures[:20]
+
+
+@pytest.mark.corpus
+def test_corpus_fast_paths_agree_and_nothing_raises(corpus_dir: Path) -> None:
+    """Every frame of every public capture: no exception, the inlined path equals the
+    general path, fast_key equals decode_segment where it answers."""
+    import csv
+
+    rows = list(csv.DictReader((corpus_dir / "MANIFEST.tsv").open(), delimiter="\t"))
+    frames = fast = 0
+    for row in rows:
+        for frame, lt, data, orig in read_capture(corpus_dir / row["relative_path"]):
+            frames += 1
+            fast += _check_fast(Record(frame, 0, lt, data, orig, 0))
+    assert frames > 100_000 and fast > frames // 2

@@ -256,24 +256,36 @@ def test_python_dash_m() -> None:
     assert p.returncode == 0 and "--fail-on-no-sni" in p.stdout
 
 
-def test_end_to_end_fixture(fixtures_dir: Path) -> None:
-    try:
-        import sniparse.analyze  # noqa: F401
-    except ImportError:
-        pytest.skip("pipeline not importable yet")
-    caps = sorted((fixtures_dir / "scenarios").glob("*.pcap*")) if (
-        fixtures_dir / "scenarios").is_dir() else []
-    if not caps:
-        pytest.skip("no scenario fixtures yet")
-    cap = str(caps[0])
-    r = run("--format", "ndjson", cap)
-    assert r.exit_code in (0, 3), r.output
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
-    j = run("--format", "json", cap)
-    assert j.exit_code == 0
-    assert len(json.loads(j.stdout)["handshakes"]) == len(rows)
-    t = run(cap)
+@pytest.mark.parametrize(
+    ("name", "verdict", "code"),
+    [
+        ("sni_required_reset.pcap", "sni_required", 3),
+        ("sni_required_reset_any.pcap", "sni_required", 3),
+        ("ipv6_sni_required.pcap", "sni_required", 3),
+        ("nginx_reject_handshake.pcap", "sni_required", 3),
+        ("haproxy_strict_sni.pcap", "sni_required", 3),
+        ("accepts_both.pcap", "non_sni_served", 3),
+        # a short snaplen hides the hellos: never "without SNI", so never status 3
+        ("snaplen96.pcap", "unknown_only", 0),
+    ],
+)
+def test_end_to_end_scenarios(fixtures_dir: Path, name: str, verdict: str, code: int) -> None:
+    cap = fixtures_dir / "scenarios" / name
+    if not cap.exists():
+        pytest.skip(f"{name} not recorded yet")
+    j = run("--format", "json", "--fail-on-no-sni", str(cap))
+    assert j.exit_code == code, j.output
+    doc = json.loads(j.stdout)
+    assert doc["verdicts"][0]["kind"] == verdict
+    n = run("--format", "ndjson", str(cap))
+    rows = [json.loads(line) for line in n.stdout.splitlines()]
+    assert len(rows) == len(doc["handshakes"]) == doc["summary"]["handshakes"]
+    assert sum(r["sni_status"] in ("absent", "empty") for r in rows) == doc["summary"][
+        "without_sni"]
+    t = run(str(cap))
     assert t.exit_code == 0 and t.stdout.startswith("VERDICT:")
+    assert doc["verdicts"][0]["server"] in t.stdout.splitlines()[0]
+
 
 
 class _FakeAttempt:

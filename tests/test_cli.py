@@ -382,3 +382,23 @@ def test_progress_bar_starts_late_and_closes() -> None:
     p(100, 0)  # total unknown (standard input)
     p.close()
     assert p.bar is None
+
+
+def test_terminal_rendering(capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    report = Report.build(HANDS, [Issue("gap", "tcp", "segment missing", 7, None, 2)])
+    cli_mod._render_rich(report, flows=True, quiet=False, ingress=None)
+    out = capsys.readouterr().out
+    assert out.startswith("VERDICT: 10.0.0.9:443 requires SNI")
+    for title in ("Server endpoints", "Clients without SNI", "Capture problems", "Handshakes",
+                  "Fix"):
+        assert title in out
+    assert "\x1b[3" not in out  # NO_COLOR: no colour codes
+    assert "35.191.3.4" in out
+
+
+def test_version() -> None:
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("sniparse ")

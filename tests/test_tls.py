@@ -648,3 +648,63 @@ def test_many_tiny_records_bounded() -> None:
     r = read_client_hello(data)
     assert r is not None and r[0].records == len(msg)
     assert time.process_time() - t0 < 2.0
+
+
+_name = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ciphers=st.lists(st.integers(0, 0xFFFF), max_size=40),
+    sni=st.one_of(st.none(), _name),
+    alpn=st.one_of(st.none(), st.lists(_name, min_size=1, max_size=4)),
+    groups=st.one_of(st.none(), st.lists(st.integers(0, 0xFFFF), max_size=10)),
+    versions=st.one_of(st.none(), st.lists(st.integers(0, 0xFFFF), max_size=6)),
+    shares=st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 0xFFFF),
+                                                   st.integers(0, 300)), max_size=3)),
+    others=st.lists(st.tuples(st.integers(0x0100, 0xFEFF), st.binary(max_size=30)),
+                    max_size=5, unique_by=lambda e: e[0]),
+    sid=st.binary(max_size=32),
+    cuts=st.lists(st.integers(1, 400), max_size=4),
+)
+def test_built_hellos_round_trip(
+    ciphers: list[int], sni: bytes | None, alpn: list[bytes] | None, groups: list[int] | None,
+    versions: list[int] | None, shares: list[tuple[int, int]] | None,
+    others: list[tuple[int, bytes]], sid: bytes, cuts: list[int],
+) -> None:
+    """Hellos built from random field values parse back to exactly those values, in one or
+    several records, and none of their prefixes parses."""
+    import random
+
+    exts: list[tuple[int, bytes]] = []
+    if sni is not None:
+        exts.append(B.sni_ext(sni))
+    if alpn is not None:
+        exts.append(B.alpn_ext(*alpn))
+    if groups is not None:
+        exts.append(B.u16_list_ext(10, groups))
+    if versions is not None:
+        exts.append(B.u16_list_ext(43, versions, len_bytes=1))
+    if shares is not None:
+        exts.append(B.key_share_ext(shares, random.Random(0)))
+    exts += [e for e in others if e[0] not in (10, 16, 43, 51) and e[0] >= 0x0100]
+    msg = B.client_hello_message(ciphers, exts, session_id=sid)
+    sizes: list[int] = []
+    left = len(msg)
+    for c in cuts:
+        if c < left:
+            sizes.append(c)
+            left -= c
+    data = B.records(msg, sizes + [left] if sizes else None)
+    h = parse_client_hello(data)
+    assert h.cipher_suites == tuple(ciphers) and h.session_id == sid
+    assert h.extensions == tuple(exts) and h.records == len(sizes) + 1
+    assert h.sni_raw == sni and h.sni_status == ("present" if sni else "absent")
+    assert h.alpn_raw == tuple(alpn or ())
+    assert h.supported_groups == tuple(groups or ()) and h.supported_versions == tuple(versions or ())
+    assert h.key_share_groups == tuple(g for g, _ in shares or ())
+    assert parse_client_hello(msg) == parse_client_hello(B.records(msg)).__class__(
+        **{**parse_client_hello(B.records(msg)).__dict__, "record_version": 0, "records": 0,
+           "wire_len": len(msg)})
+    for i in range(0, len(data), 7):
+        assert read_client_hello(data[:i]) is None

@@ -77,7 +77,9 @@ class Interface:
     """One capture interface. ``index`` is what ``Record.iface`` refers to; ``snaplen``
     is 0 when unlimited; ``name`` is pcapng's ``if_name`` (None for classic pcap);
     ``source`` names the file it was first declared in; ``fcs_len`` is the number of
-    Frame Check Sequence bytes that end each frame when the file says so."""
+    Frame Check Sequence bytes that end each frame when the file says so; ``section`` and
+    ``local_id`` locate it in that file (pcapng section, id within the section: what
+    Wireshark shows as the frame's interface id)."""
 
     index: int
     linktype: int
@@ -85,6 +87,8 @@ class Interface:
     name: str | None
     source: str
     fcs_len: int | None = None
+    section: int = 0
+    local_id: int = 0
 
 
 SourceLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
@@ -533,23 +537,27 @@ class CaptureReader:
     ]:
         used: set[int] = set()
 
-        def add(linktype: int, snaplen: int, name: str | None, fcs: int | None) -> int:
+        def add(
+            linktype: int, snaplen: int, name: str | None, fcs: int | None, sect: int, local: int
+        ) -> int:
             key = (linktype, snaplen, name, fcs)
             for idx in self._iface_keys.get(key, ()):
                 if idx not in used:
                     used.add(idx)
                     return idx
             idx = len(self.interfaces)
-            self.interfaces.append(Interface(idx, linktype, snaplen, name, src.name, fcs))
+            self.interfaces.append(
+                Interface(idx, linktype, snaplen, name, src.name, fcs, sect, local)
+            )
             self._iface_keys.setdefault(key, []).append(idx)
             used.add(idx)
             return idx
 
         def pcap(h: PcapHeader) -> int:
-            return add(h.linktype, h.snaplen, None, h.fcs_len)
+            return add(h.linktype, h.snaplen, None, h.fcs_len, 0, 0)
 
         def pcapng(i: PcapngInterface) -> int:
-            return add(i.linktype, i.snaplen, i.name, i.fcs_len)
+            return add(i.linktype, i.snaplen, i.name, i.fcs_len, i.section, i.local_id)
 
         return pcap, pcapng
 

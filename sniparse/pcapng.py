@@ -23,7 +23,10 @@ sane length, matching trailing length), so one broken block does not lose the re
 file. A block whose frame is intact but whose content is wrong (a packet longer than its
 block, an unknown interface) is reported and skipped by its length.
 
-Timestamps are integer nanoseconds, computed exactly for any resolution.
+Timestamps are integer nanoseconds, computed exactly for any resolution. Frame numbers
+follow Wireshark's: custom blocks and systemd journal export blocks, which Wireshark lists
+as frames, take a number although they yield no record, so "frame 1234" means the same
+packet here and there.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_BLOCK = 32 * 1024 * 1024
 """No block is believed longer than this: bounds what one block can make the reader
 buffer (a packet is at most 16 MiB, as for classic pcap, plus options)."""
+
+# Blocks that carry no packet but take a frame number in Wireshark (4.0).
+_NUMBERED_NON_PACKETS = (_CB_COPY, _CB_NOCOPY, _SYSTEMD_JOURNAL)
 
 # Block types a resynchronising scan accepts as "the next block".
 _KNOWN_TYPES = (SHB, IDB, OPB, SPB, NRB, ISB, EPB, DSB, _CB_COPY, _CB_NOCOPY, _SYSTEMD_JOURNAL)
@@ -265,6 +271,7 @@ class PcapngFramer:
                     return pos
                 self.frame = frame
                 step = self._block(buf, pos, eof)
+                frame = self.frame  # a custom block may have taken a frame number
                 if step is None:
                     return pos  # need more
                 if step < 0:
@@ -336,7 +343,11 @@ class PcapngFramer:
             self._packet(buf, pos, blen, btype)
         elif btype == SPB:
             self._simple(buf, pos, blen)
-        # Everything else (NRB, ISB, DSB, custom, unknown) carries no packets: skipped.
+        elif btype in _NUMBERED_NON_PACKETS:
+            # Wireshark lists custom and systemd journal blocks as frames; they take a
+            # frame number here too, so frame numbers match what the user sees there.
+            self.frame += 1
+        # Everything else (NRB, ISB, DSB, unknown) carries no packets: skipped.
         return int(end)
 
     # -- block bodies -------------------------------------------------------------------

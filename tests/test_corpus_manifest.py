@@ -78,7 +78,9 @@ def test_corpus_frames_linktypes_and_hello_frames(corpus_dir: Path) -> None:
         for rec in reader:
             n = rec.frame
             if rec.frame in wanted:
-                by_frame[rec.frame] = (rec.ts_ns, rec.origlen, len(rec.data), rec.iface)
+                # tshark's interface id counts within the pcapng section
+                local = reader.interfaces[rec.iface].local_id
+                by_frame[rec.frame] = (rec.ts_ns, rec.origlen, len(rec.data), local)
         names = sorted({LINKTYPE_NAMES.get(i.linktype, str(i.linktype)) for i in reader.interfaces})
         want_names = sorted(set(row["link_types"].split(",")))
         problems = []

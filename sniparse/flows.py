@@ -57,10 +57,13 @@ Rules
 * **Memory.** The client's bytes are dropped once its hello is read (kept only while a TLS
   1.3 hello may still meet a HelloRetryRequest), the server's once its reaction is read.
 * **Skipping.** :attr:`FlowTable.decided` holds the direction keys of live flows whose
-  question is answered *and* whose direction already shows both ``A`` and ``D`` history
-  letters (the only things a data or pure-ACK packet could still add), so a caller may skip
-  such packets (never SYN/FIN/RST) without changing any result. Skipped packets do not refresh
-  the idle timer; a caller that wants exact idle expiry calls :meth:`FlowTable.skip`.
+  question is answered and whose direction already shows both ``A`` and ``D`` history
+  letters (the only things a data or pure-ACK packet could still add) -- or, failing that,
+  has sent 16 more packets since the answer. :meth:`FlowTable.feed` itself ignores data and
+  pure-ACK packets of a key in ``decided``, so a caller may skip them (never SYN/FIN/RST)
+  without changing any result; the price is that an ``A``/``D`` letter first seen after
+  that point is missing from ``history``. Skipped packets do not refresh the idle timer; a
+  caller that wants exact idle expiry calls :meth:`FlowTable.skip`.
 * **Bounds.** ``stream_cap`` bytes per direction, ``max_flows`` live flows (the oldest is
   evicted with a ``limit`` Issue), bounded prelude scans.
 """
@@ -160,6 +163,8 @@ _PRELUDE_LIMIT = 16384           # bytes of plaintext scanned for a hello start
 _GENERIC_LIMIT = 4096            # bytes of an unknown binary prelude scanned for a hello
 _SERVER_GIVE_UP = 16384          # server bytes after which a client without hello is not TLS
 _BINARY_PRELUDES = frozenset({"socks", "rdp", "starttls_ldap", "starttls_mysql", "unknown"})
+# Packets of a decided direction fed before it joins `decided` without its A and D letters.
+_LETTER_WAIT = 16
 _PLAINTEXT = re.compile(rb"(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE) |SSH-|HTTP/")
 _TEXT_OPENERS = re.compile(
     rb"(?i)(EHLO|HELO|STARTTLS|STLS|CAPA|AUTH|FEAT|USER|<\?xml|<stream|"
@@ -199,6 +204,7 @@ class _Dir:
         "key",
         "letters",
         "pkts",
+        "pkts_after_done",
         "rst",
         "rst_ts",
         "sport",
@@ -224,6 +230,7 @@ class _Dir:
         self.stream: Stream | None = None
         self.isns: list[int] = []      # ISN+1 of each SYN / SYN-ACK seen before data
         self.pkts = 0
+        self.pkts_after_done = 0
         self.ack_after_synack = False
         self.vlan = seg.vlan
         self.ip_version = seg.ip_version
@@ -372,6 +379,9 @@ class FlowTable:
         if key is None:
             key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
         flags = seg.flags
+        if not flags & (SYN | FIN | RST) and key in self.decided:
+            # Exactly what a caller that skips this packet gets (see module notes).
+            return out
         pure_syn = (flags & (SYN | ACK)) == SYN
         flow = self._flows.get(key)
         if flow is not None and pure_syn:
@@ -459,6 +469,8 @@ class FlowTable:
         ts = seg.ts_ns
         flow.last_ts = max(flow.last_ts, ts)
         d.pkts += 1
+        if flow.done:
+            d.pkts_after_done += 1
         peer = flow.b if d is flow.a else flow.a
         is_a = d is flow.a
         syn = flags & SYN
@@ -561,8 +573,15 @@ class FlowTable:
                     break
         c = flow.client
         cst = c.stream
-        if flow.q == _Q_OPEN and cst is not None and cst.data:
-            self._find_hello(flow, cst, closing=False)
+        if flow.q == _Q_OPEN:
+            if cst is not None and cst.data:
+                self._find_hello(flow, cst, closing=False)
+            else:
+                sst = flow.server.stream
+                if sst is not None and sst.seen_end > _SERVER_GIVE_UP:
+                    # The server streams data and the client said nothing (a download
+                    # channel, or only one direction captured): no hello is coming.
+                    flow.q = _Q_NONE
         if flow.q == _Q_HELLO and cst is not None:
             self._read_hello(flow, cst)
         if flow.hrr_state == 1 and cst is not None:
@@ -822,7 +841,9 @@ class FlowTable:
         if not established:
             return
         for bit, d in ((1, flow.a), (2, flow.b)):
-            if not flow.in_decided & bit and "A" in d.letters and "D" in d.letters:
+            if not flow.in_decided & bit and (
+                ("A" in d.letters and "D" in d.letters) or d.pkts_after_done >= _LETTER_WAIT
+            ):
                 self.decided.add(d.key)
                 flow.in_decided |= bit
 

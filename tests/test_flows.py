@@ -802,3 +802,15 @@ def test_three_bytes_of_hello_then_server_reset() -> None:
     c.srst()
     h = one(c.segs)
     assert h.sni_status == "unknown" and h.outcome == "server_reset" and h.outcome_ms is not None
+
+
+def test_server_only_bulk_is_decided() -> None:
+    c = Conv(dport=20).handshake()
+    for _ in range(40):
+        c.sdata(bytes(1400))
+    t = FlowTable(Issues())
+    for s in c.segs:
+        t.feed(s)
+    assert flow_key(SIP, CIP, 20, 40000) in t.decided
+    hs = t.finish()
+    assert hs == [] and t.stats["not_tls"] == 1

@@ -1152,21 +1152,22 @@ class Report:
         parts.append(
             f"<p>{s['handshakes']} handshakes: {s['with_sni']} with SNI, "
             f"<b>{s['without_sni']} without SNI</b>, {s['unknown']} unknown, "
-            f"{s['malformed']} malformed; {s['clients']} clients, {s['servers']} servers, "
-            f"{s['issues']} capture issues.</p>"
+            f"{s['malformed']} malformed; {_plural(s['clients'], 'client')}, "
+            f"{_plural(s['servers'], 'server')}, {_plural(s['issues'], 'capture issue')}.</p>"
         )
         top = self.clients_without_sni[:10]
         if top:
             parts.append(
                 "<table><tr><th>client</th><th>without SNI</th><th>attempts</th>"
-                "<th>outcomes</th><th>typical ms</th><th>JA4</th><th>known as</th></tr>"
+                "<th>outcomes without SNI</th><th>typical ms</th><th>JA4 without SNI</th>"
+                "<th>known as</th></tr>"
             )
             for c in top:
-                outs = ", ".join(f"{k} {n}" for k, n in c.outcomes.most_common())
+                outs = ", ".join(f"{k} {n}" for k, n in c.outcomes_without_sni.most_common())
                 parts.append(
                     f"<tr><td>{esc(c.ip)}</td><td>{c.without_sni}</td><td>{c.attempts}</td>"
                     f"<td>{esc(outs)}</td><td>{esc(_fmt_ms(c.typical_ms_without_sni))}</td>"
-                    f"<td>{esc(c.ja4[0] if c.ja4 else '')}</td>"
+                    f"<td>{esc(c.ja4_without_sni[0] if c.ja4_without_sni else '')}</td>"
                     f"<td>{esc(c.known_source or '')}</td></tr>"
                 )
             parts.append("</table>")

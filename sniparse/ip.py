@@ -94,7 +94,8 @@ _MAX_EXT = 16
 def ipv4(data: bytes, off: int) -> tuple[int, int, int]:
     """An IPv4 header at ``off`` (RFC 791 §3.1) -> ``(protocol, payload_off, wire_end)``.
 
-    ``protocol`` is a status code on failure. Options are skipped by IHL. A total length of
+    ``protocol`` is a status code on failure. Options are skipped by IHL, and one AH header
+    is stepped over. A total length of
     0 is how TCP segmentation offload frames look in captures taken on the sending host;
     then the captured frame decides the end, as Wireshark does.
     """
@@ -115,6 +116,17 @@ def ipv4(data: bytes, off: int) -> tuple[int, int, int]:
     # RFC 791: fragment offset (13 bits) or More Fragments set -> part of a larger datagram.
     if frag & 0x3FFF:
         return IP_FRAGMENT, off + ihl, off + tot
+    if proto == _EXT_AH:
+        # AH (RFC 4302 §2.2) authenticates without encrypting: the upper layer follows in
+        # the clear after (payload length + 2) 4-byte words.
+        p = off + ihl
+        if p + 2 > n:
+            return IP_TRUNCATED, p, off + tot
+        nh = data[p]
+        p += (data[p + 1] + 2) << 2
+        if p > off + tot:
+            return IP_BAD, p, off + tot
+        return nh, p, off + tot
     return proto, off + ihl, off + tot
 
 

@@ -417,6 +417,17 @@ def test_inner_ip_length_bounded_by_outer_packet() -> None:
     assert counters == {"ip_length_exceeds_frame": 1, "decapsulated": 1}
 
 
+def test_ipv4_ah_is_stepped_over() -> None:
+    rec = records("ipv4_228.pcap")[1]
+    ip, tcp = rec.data[:20], rec.data[20:]
+    ah = bytes([6, 4, 0, 0]) + struct.pack("!II", 0x99, 1) + b"\xaa" * 12  # 24 bytes
+    hdr = bytearray(ip)
+    struct.pack_into("!H", hdr, 2, 20 + len(ah) + len(tcp))
+    hdr[9] = 51
+    seg = decode_segment(rec._replace(data=bytes(hdr) + ah + tcp), Issues(), {})
+    assert seg is not None and seg.payload == tcp[20:] and (seg.sport, seg.dport) == (49152, 443)
+
+
 def test_tso_zero_total_length_uses_frame() -> None:
     rec = records("ether_ipv4.pcap")[1]
     data = bytearray(rec.data)

@@ -50,6 +50,7 @@ __all__ = [
     "EXTENSION_NAMES",
     "HRR_RANDOM",
     "MAX_HELLO_LEN",
+    "MAX_HELLO_RECORDS",
     "MAX_RECORD_LEN",
     "VERSION_NAMES",
     "Alert",
@@ -92,6 +93,10 @@ SSL2_MT_SERVER_HELLO = 4
 MAX_RECORD_LEN = (1 << 14) + 2048
 #: Largest ClientHello / ServerHello message accepted (bounded memory on hostile input).
 MAX_HELLO_LEN = 1 << 16
+#: Most records one hello may be split into. Real stacks use one (or a few when a hello
+#: exceeds 16 KiB; anti-censorship tools split into a handful). The framer is stateless and
+#: is called again as bytes arrive, so a cap keeps each call's work bounded.
+MAX_HELLO_RECORDS = 256
 
 #: The fixed ServerHello.random that marks a HelloRetryRequest (RFC 8446 §4.1.3):
 #: SHA-256("HelloRetryRequest").
@@ -840,6 +845,10 @@ def read_client_hello(buf: Buffer, start: int = 0) -> tuple[ClientHello, int] | 
                 )
             end = body + rlen
             return _parse_ch_message(buf, body, end, rec_version, end - start, 1), end
+        # Spread over records: nothing to decide before the first record is complete and
+        # the next one has begun (avoids copying a partial 16 KiB fragment on every call).
+        if body + rlen >= n:
+            return None
     return _read_fragmented(buf, start, rec_version)
 
 
@@ -877,6 +886,8 @@ def _read_fragmented(buf: Buffer, start: int, rec_version: int) -> tuple[ClientH
                 raise _mal(rel + 1, f"record version major byte {buf[pos + 1]} is not 3")
         if n - pos < 5:
             return None
+        if records >= MAX_HELLO_RECORDS:
+            raise _mal(rel, f"ClientHello split over more than {MAX_HELLO_RECORDS} records")
         rlen = _check_record_len(buf, pos, rel)
         frag = pos + 5
         avail = min(n, frag + rlen)

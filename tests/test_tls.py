@@ -20,6 +20,7 @@ from sniparse.errors import MalformedError, SniparseError, TruncatedError
 from sniparse.tls import (
     ALERT_DESCRIPTIONS,
     HRR_RANDOM,
+    MAX_HELLO_RECORDS,
     MAX_RECORD_LEN,
     ClientHello,
     NotTLSError,
@@ -233,7 +234,9 @@ def test_split_at_every_record_size() -> None:
     """The same hello, fragmented into records of every size from 1 to 64 bytes."""
     msg = fx("python_sni.bin")[5:]
     whole = parse_client_hello(msg)
-    for size in (1, 2, 3, 4, 5, 7, 16, 64, 511):
+    with pytest.raises(MalformedError, match="more than 256 records"):
+        read_client_hello(B.records(msg, [1] * len(msg)))
+    for size in (2, 3, 4, 5, 7, 16, 64, 511):
         sizes = [size] * ((len(msg) + size - 1) // size)
         data = B.records(msg, sizes)
         h, end = read_client_hello(data) or (None, 0)
@@ -639,15 +642,22 @@ def test_large_hellos_and_the_cap() -> None:
 
 
 def test_many_tiny_records_bounded() -> None:
-    """A hello in 1-byte records (hostile but legal) is still read, in bounded time."""
+    """A hello in 1-byte records (legal, but hostile) is refused after 256 records, and
+    feeding it a byte at a time stays cheap: every call's work is bounded."""
     import time
 
     msg = fx("chrome_like_pq_sni.bin")[5:]
     data = B.records(msg, [1] * len(msg))
     t0 = time.process_time()
-    r = read_client_hello(data)
-    assert r is not None and r[0].records == len(msg)
-    assert time.process_time() - t0 < 2.0
+    with pytest.raises(MalformedError, match="more than"):
+        read_client_hello(data)
+    for i in range(0, 256 * 6, 3):
+        assert read_client_hello(data[:i]) is None
+    assert time.process_time() - t0 < 5.0
+    # 200 records are fine
+    ok = B.records(msg, [8] * (len(msg) // 8) + [len(msg) % 8 or 8])
+    r = read_client_hello(ok)
+    assert r is not None and r[0].records <= MAX_HELLO_RECORDS
 
 
 _name = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b)

@@ -286,9 +286,7 @@ def _decompressor(kind: str, raw: _Prefixed, name: str) -> Any:
             f"{name}: zstd-compressed, and the optional 'zstandard' package is not "
             "installed (pip install 'sniparse[zstd]', or decompress it with unzstd first)"
         ) from None
-    return zstandard.ZstdDecompressor().stream_reader(
-        cast(IO[bytes], raw), read_across_frames=True
-    )
+    return zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], raw), read_across_frames=True)
 
 
 def _decompress_errors() -> tuple[type[BaseException], ...]:
@@ -421,7 +419,9 @@ class CaptureReader:
         sizes: list[int | None] = []
         for src in self._sources:
             opened = self._open(src, count=False)
-            self.formats.append(opened.fmt + (f"+{opened.compression}" if opened.compression else ""))
+            self.formats.append(
+                opened.fmt + (f"+{opened.compression}" if opened.compression else "")
+            )
             if src.reopenable:
                 opened.close()
             else:
@@ -440,7 +440,7 @@ class CaptureReader:
             kept, src.kept = src.kept, None
             return kept
         name = src.name
-        close: Callable[[], None] = lambda: None
+        close: Callable[[], None] = _nothing
         raw: Any
         mappable: Any = None
         if src.kind == "path":
@@ -502,14 +502,20 @@ class CaptureReader:
             try:
                 dhead = _read_full(stream, _SNIFF)
             except _decompress_errors() as e:
-                raise NotACaptureError(f"{name}: {kind} data that cannot be decompressed ({e})") from None
+                raise NotACaptureError(
+                    f"{name}: {kind} data that cannot be decompressed ({e})"
+                ) from None
             except _Bomb:
-                raise NotACaptureError(f"{name}: {kind} data that expands beyond the limit") from None
+                raise NotACaptureError(
+                    f"{name}: {kind} data that expands beyond the limit"
+                ) from None
             if not dhead:
                 raise NotACaptureError(f"{name}: {kind}-compressed, but empty inside")
             fmt = sniff_format(dhead)
             if fmt not in ("pcap", "pcapng"):
-                raise NotACaptureError(f"{name}: {kind}-compressed, but inside it is {_guess(dhead)}")
+                raise NotACaptureError(
+                    f"{name}: {kind}-compressed, but inside it is {_guess(dhead)}"
+                )
             stream = _Prefixed(dhead, stream, name, lambda n: None)
         else:
             fmt = kind
@@ -532,9 +538,9 @@ class CaptureReader:
         return over
 
     # -- interfaces ---------------------------------------------------------------------
-    def _registrar(self, src: _Source) -> tuple[
-        Callable[[PcapHeader], int], Callable[[PcapngInterface], int]
-    ]:
+    def _registrar(
+        self, src: _Source
+    ) -> tuple[Callable[[PcapHeader], int], Callable[[PcapngInterface], int]]:
         used: set[int] = set()
 
         def add(
@@ -761,6 +767,10 @@ class CaptureReader:
             else:
                 heapq.heapreplace(heap, (nxt.ts_ns, rank, seq, nxt, gen))
                 seq += 1
+
+
+def _nothing() -> None:
+    """Closing a source this reader did not open (stdin, a caller's file) does nothing."""
 
 
 def _read_full(stream: Any, n: int) -> bytes:

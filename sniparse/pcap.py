@@ -122,7 +122,9 @@ class PcapHeader:
         return self.ts_mult == 1
 
 
-def parse_header(buf: bytes | bytearray | memoryview | mmap.mmap, pos: int = 0) -> PcapHeader | None:
+def parse_header(
+    buf: bytes | bytearray | memoryview | mmap.mmap, pos: int = 0
+) -> PcapHeader | None:
     """Read the file header at ``buf[pos:]``; None when fewer than 24 bytes are there.
 
     Raises :class:`MalformedError` when the magic is not a pcap magic.
@@ -226,8 +228,7 @@ class PcapFramer:
         if hdr.version_major != 2:
             self._issue(
                 "unsupported",
-                f"pcap version {hdr.version_major}.{hdr.version_minor} (expected 2.4); "
-                "read as 2.4",
+                f"pcap version {hdr.version_major}.{hdr.version_minor} (expected 2.4); read as 2.4",
                 None,
                 "version",
             )
@@ -300,8 +301,14 @@ class PcapFramer:
                     frame += 1
                     yield tnew(
                         rtype,
-                        (frame, sec * 1_000_000_000 + frac * mult, lt, buf[pos + rh : end],
-                         origlen, iface),
+                        (
+                            frame,
+                            sec * 1_000_000_000 + frac * mult,
+                            lt,
+                            buf[pos + rh : end],
+                            origlen,
+                            iface,
+                        ),
                     )
                     pos = end
                     last = sec

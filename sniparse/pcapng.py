@@ -201,9 +201,7 @@ class PcapngFramer:
         if self.frame_in_detail and frame is not None:
             detail = f"{detail} (near record {frame} of the file)"
             frame = None
-        self.issues.add(
-            kind, "pcapng", label + detail, frame=frame, key=("pcapng", key, self.name)
-        )
+        self.issues.add(kind, "pcapng", label + detail, frame=frame, key=("pcapng", key, self.name))
 
     # -- framing ------------------------------------------------------------------------
     def records(
@@ -211,8 +209,9 @@ class PcapngFramer:
     ) -> Generator[RecordTuple, None, int]:
         """Yield every complete packet in ``buf[pos:]``; return the first unused offset.
 
-        ``buf`` is ``bytes`` or a read-only ``mmap``. With ``eof=True`` the stream ends at ``len(buf)``: a
-        partial block is then reported as ``truncated`` and ``len(buf)`` is returned.
+        ``buf`` is ``bytes`` or a read-only ``mmap``. With ``eof=True`` the stream ends at
+        ``len(buf)``: a partial block is then reported as ``truncated`` and ``len(buf)`` is
+        returned.
         """
         n = len(buf)
         frame = self.frame
@@ -253,8 +252,8 @@ class PcapngFramer:
                         last_ts = ((tsh << 32) | tsl) * mul // div + off
                         frame += 1
                         yield tnew(
-                            rtype, (frame, last_ts, lt, buf[pos + 28 : pos + 28 + caplen],
-                                    origlen, gidx)
+                            rtype,
+                            (frame, last_ts, lt, buf[pos + 28 : pos + 28 + caplen], origlen, gidx),
                         )
                         pos += blen
                     self.last_ts = last_ts
@@ -430,7 +429,9 @@ class PcapngFramer:
         assert endian is not None
         what = "enhanced packet block" if btype == EPB else "packet block"
         if blen < 32:
-            self._issue("malformed", f"{what} of {blen} bytes is too short", self.frame + 1, "short")
+            self._issue(
+                "malformed", f"{what} of {blen} bytes is too short", self.frame + 1, "short"
+            )
             return
         if btype == EPB:
             ifid, tsh, tsl, caplen, origlen = struct.unpack_from(endian + "5I", buf, pos + 8)
@@ -450,8 +451,7 @@ class PcapngFramer:
         if 32 + caplen > blen:
             self._issue(
                 "malformed",
-                f"{what} captured length {caplen} exceeds its block ({blen} bytes); "
-                "packet skipped",
+                f"{what} captured length {caplen} exceeds its block ({blen} bytes); packet skipped",
                 self.frame + 1,
                 "caplen",
             )
@@ -473,7 +473,9 @@ class PcapngFramer:
             )
             return
         if blen < 16:
-            self._issue("malformed", f"simple packet block of {blen} bytes", self.frame + 1, "short")
+            self._issue(
+                "malformed", f"simple packet block of {blen} bytes", self.frame + 1, "short"
+            )
             return
         origlen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
         gidx, lt, snap, _mul, _div, _off = self._table[0]
@@ -486,8 +488,7 @@ class PcapngFramer:
             self._spb_warned = True
             self._issue(
                 "info",
-                "simple packet blocks carry no timestamp: each takes the previous "
-                "packet's time",
+                "simple packet blocks carry no timestamp: each takes the previous packet's time",
                 self.frame + 1,
                 "spb-ts",
             )

@@ -78,8 +78,10 @@ def test_fixture_reads_as_written(name: str) -> None:
         assert isinstance(r, Record) and isinstance(r.data, bytes)
         assert reader.interfaces[r.iface].linktype == r.linktype
     if "interfaces" in exp:
-        got = [{"linktype": i.linktype, "snaplen": i.snaplen, "name": i.name}
-               for i in reader.interfaces]
+        got = [
+            {"linktype": i.linktype, "snaplen": i.snaplen, "name": i.name}
+            for i in reader.interfaces
+        ]
         assert got == exp["interfaces"]
     if "fcs_len" in exp:
         assert reader.interfaces[0].fcs_len == exp["fcs_len"]
@@ -94,15 +96,37 @@ TSHARK = shutil.which("tshark")
 def test_fixtures_agree_with_tshark() -> None:
     """tshark as an independent reader of the fixtures: the same frame numbers (custom
     blocks take one, as in Wireshark), times, lengths and interfaces."""
-    names = [n for n in SINGLE if "corrupt" not in n and "cut" not in n
-             and not n.endswith((".zst", ".bz2", ".xz"))]
+    names = [
+        n
+        for n in SINGLE
+        if "corrupt" not in n and "cut" not in n and not n.endswith((".zst", ".bz2", ".xz"))
+    ]
     assert len(names) >= 10
     for name in names:
         out = subprocess.run(
-            [str(TSHARK), "-r", str(FORMATS / name), "-T", "fields", "-e", "frame.number",
-             "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len",
-             "-e", "frame.interface_id", "-e", "frame.protocols"],
-            capture_output=True, text=True, timeout=60, check=True,
+            [
+                str(TSHARK),
+                "-r",
+                str(FORMATS / name),
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "frame.time_epoch",
+                "-e",
+                "frame.len",
+                "-e",
+                "frame.cap_len",
+                "-e",
+                "frame.interface_id",
+                "-e",
+                "frame.protocols",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout
         theirs = {}
         for line in out.splitlines():
@@ -125,8 +149,15 @@ def test_fixtures_agree_with_tshark() -> None:
 
 def test_four_magics_agree() -> None:
     """The same frames in all four classic variants: ns files keep the sub-µs digits."""
-    got = {n: read(FORMATS / n)[0] for n in
-           ("pcap_usec_le.pcap", "pcap_usec_be.pcap", "pcap_nsec_le.pcap", "pcap_nsec_be.pcap")}
+    got = {
+        n: read(FORMATS / n)[0]
+        for n in (
+            "pcap_usec_le.pcap",
+            "pcap_usec_be.pcap",
+            "pcap_nsec_le.pcap",
+            "pcap_nsec_be.pcap",
+        )
+    }
     assert [r.data for r in got["pcap_usec_le.pcap"]] == [r.data for r in got["pcap_nsec_be.pcap"]]
     assert got["pcap_usec_le.pcap"] == got["pcap_usec_be.pcap"]
     assert got["pcap_nsec_le.pcap"] == got["pcap_nsec_be.pcap"]
@@ -209,12 +240,14 @@ def test_stdin_monkeypatched(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stdin_pipe_subprocess() -> None:
     code = (
-        "import sys\nfrom sniparse.capture import CaptureReader\nfrom sniparse.errors import Issues\n"
+        "from sniparse.capture import CaptureReader\n"
+        "from sniparse.errors import Issues\n"
         "print(sum(len(r.data) for r in CaptureReader('-', Issues())))\n"
     )
     data = (FORMATS / "pcapng_two_sections.pcapng").read_bytes()
-    out = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True,
-                         check=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=data, capture_output=True, check=True, timeout=30
+    )
     want = sum(len(r.data) for r in read(FORMATS / "pcapng_two_sections.pcapng")[0])
     assert int(out.stdout) == want
 
@@ -260,9 +293,7 @@ def test_interleaved_sources_merge_by_time() -> None:
     b = read(FORMATS / "pcapng_two_sections.pcapng")[0]
     # shift b into a's time range so the two really interleave
     shift = a[0].ts_ns - b[0].ts_ns + 1000
-    frames = [
-        (r.ts_ns + shift, 1, r.data, r.origlen) for r in b if r.linktype == 1
-    ]
+    frames = [(r.ts_ns + shift, 1, r.data, r.origlen) for r in b if r.linktype == 1]
     merged, _, _ = read([FORMATS / "pcap_usec_le.pcap", pcap_file(frames)])
     ts = [r.ts_ns for r in merged]
     assert ts == sorted(ts) and len(merged) == len(a) + len(frames)
@@ -288,8 +319,12 @@ def test_resync_after_corrupt_record() -> None:
 
 def test_resync_across_chunk_boundaries() -> None:
     """Small chunks force the framer to stop and resume everywhere, also mid-resync."""
-    for name in ("pcap_corrupt_record.pcap", "pcapng_corrupt_blocks.pcapng",
-                 "pcapng_two_sections.pcapng", "pcap_cut_tail.pcap"):
+    for name in (
+        "pcap_corrupt_record.pcap",
+        "pcapng_corrupt_blocks.pcapng",
+        "pcapng_two_sections.pcapng",
+        "pcap_cut_tail.pcap",
+    ):
         data = (FORMATS / name).read_bytes()
         want, wiss, _ = read(data)
         for size in (1, 7, 64):
@@ -302,8 +337,12 @@ def test_memory_map_windows_match_chunks(tmp_path: Path) -> None:
     """Plain files are read through memory-map windows; records and issues must be the
     same as through chunked reads, also when windows cut records and corrupt regions."""
     sources = []
-    for name in ("pcap_corrupt_record.pcap", "pcapng_corrupt_blocks.pcapng",
-                 "pcapng_two_sections.pcapng", "pcap_nsec_be.pcap"):
+    for name in (
+        "pcap_corrupt_record.pcap",
+        "pcapng_corrupt_blocks.pcapng",
+        "pcapng_two_sections.pcapng",
+        "pcap_nsec_be.pcap",
+    ):
         data = (FORMATS / name).read_bytes()
         head = 24 if data[:4] != b"\n\r\r\n" else 0
         big = tmp_path / f"big_{name}"
@@ -378,8 +417,9 @@ def _ng(*blocks: bytes) -> bytes:
 def _epb(ts: int, data: bytes, blen_override: int | None = None) -> bytes:
     pad = b"\0" * (-len(data) % 4)
     blen = 32 + len(data) + len(pad)
-    head = struct.pack("<IIIIIII", 6, blen_override or blen, 0, ts >> 32, ts & 0xFFFFFFFF,
-                       len(data), len(data))
+    head = struct.pack(
+        "<IIIIIII", 6, blen_override or blen, 0, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)
+    )
     return head + data + pad + struct.pack("<I", blen)
 
 
@@ -391,8 +431,15 @@ def test_pcapng_damaged_lengths_resync() -> None:
     assert [r.data for r in recs] == [bytes([i]) * (20 + i) for i in range(6)]
     assert [i.kind for i in issues] == ["malformed"] and "past the end" in next(iter(issues)).detail
     # lengths under 12 and not a multiple of 4
-    recs, issues, _ = read(_ng(good[0], struct.pack("<II", 6, 8) + b"\0" * 8, *good[1:3],
-                               struct.pack("<II", 6, 13) + b"\0" * 16, *good[3:]))
+    recs, issues, _ = read(
+        _ng(
+            good[0],
+            struct.pack("<II", 6, 8) + b"\0" * 8,
+            *good[1:3],
+            struct.pack("<II", 6, 13) + b"\0" * 16,
+            *good[3:],
+        )
+    )
     assert len(recs) == 6 and issues.total() == 2
     # a packet block naming an interface the section does not have: skipped by length
     bad_if = bytearray(_epb(t, b"y" * 24))
@@ -431,8 +478,15 @@ def test_hostile_lengths_are_bounded() -> None:
     assert recs == [] and len(issues) == 1
 
 
-@pytest.mark.parametrize("name", ["pcap_usec_le.pcap", "pcapng_two_sections.pcapng",
-                                  "pcapng_spb_opb.pcapng", "pcap_usec_le.pcap.gz"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pcap_usec_le.pcap",
+        "pcapng_two_sections.pcapng",
+        "pcapng_spb_opb.pcapng",
+        "pcap_usec_le.pcap.gz",
+    ],
+)
 def test_every_prefix_only_documented_outcomes(name: str) -> None:
     data = (FORMATS / name).read_bytes()
     full = read(data)[0]
@@ -478,8 +532,7 @@ def test_not_a_capture(tmp_path: Path) -> None:
     text.write_text("this is not a capture\n")
     gz = tmp_path / "text.pcap.gz"
     gz.write_bytes(gzip.compress(b"hello world, not a capture at all"))
-    for path, words in ((empty, "empty"), (text, "text"), (tmp_path, "directory"),
-                        (gz, "gzip")):
+    for path, words in ((empty, "empty"), (text, "text"), (tmp_path, "directory"), (gz, "gzip")):
         with pytest.raises(NotACaptureError, match=words) as ei:
             CaptureReader(path, Issues())
         assert str(path) in str(ei.value) and "\n" not in str(ei.value)
@@ -522,8 +575,7 @@ def test_random_bytes_only_documented_errors(tail: bytes, kind: bytes) -> None:
     heads = {
         b"": b"",
         b"pcap": struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1),
-        b"ng": struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1)
-        + struct.pack("<I", 28),
+        b"ng": struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28),
         b"gz": b"",
     }
     data = heads[kind] + tail
@@ -540,8 +592,11 @@ def test_random_bytes_only_documented_errors(tail: bytes, kind: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_mutated_fixture_only_documented_errors(data: st.DataObject) -> None:
-    name = data.draw(st.sampled_from(["pcap_usec_le.pcap", "pcapng_two_sections.pcapng",
-                                      "pcapng_spb_opb.pcapng"]))
+    name = data.draw(
+        st.sampled_from(
+            ["pcap_usec_le.pcap", "pcapng_two_sections.pcapng", "pcapng_spb_opb.pcapng"]
+        )
+    )
     raw = bytearray((FORMATS / name).read_bytes())
     for _ in range(data.draw(st.integers(1, 8))):
         i = data.draw(st.integers(0, len(raw) - 1))

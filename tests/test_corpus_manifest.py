@@ -85,9 +85,7 @@ def test_corpus_frames_linktypes_and_hello_frames(corpus_dir: Path) -> None:
         want_names = sorted(set(row["link_types"].split(",")))
         problems = []
         if n != int(row["packets"]):
-            if rel in KNOWN and KNOWN[rel][0] == n and any(
-                i.kind == "malformed" for i in issues
-            ):
+            if rel in KNOWN and KNOWN[rel][0] == n and any(i.kind == "malformed" for i in issues):
                 explained += 1
             else:
                 problems.append(f"{n} frames, tshark {row['packets']}")
@@ -98,8 +96,7 @@ def test_corpus_frames_linktypes_and_hello_frames(corpus_dir: Path) -> None:
         for h in truth.get("client_hellos", []):
             got = by_frame.get(h["frame"])
             # tshark gives no interface id for classic pcap: the one interface, 0.
-            want = (_ts_ns(h["time_epoch"]), h["frame_len"], h["cap_len"],
-                    h["interface_id"] or 0)
+            want = (_ts_ns(h["time_epoch"]), h["frame_len"], h["cap_len"], h["interface_id"] or 0)
             hellos_checked += 1
             if got != want:
                 problems.append(f"frame {h['frame']}: {got} != tshark {want}")

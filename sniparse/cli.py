@@ -355,6 +355,22 @@ def _counts_line(report: Report) -> str:
     )
 
 
+# Flow kinds that carried no ClientHello (SPEC: counted, not listed), in display order.
+_OTHER_FLOWS = ("rejected_syn", "syn_only", "not_tls", "midstream", "no_payload",
+                "flow_table_full")
+
+
+def _other_flows_line(report: Report) -> str:
+    flows = report.stats.flows
+    parts = [f"{flows[k]} {k}" for k in _OTHER_FLOWS if flows.get(k)]
+    line = f"TCP flows without a ClientHello: {', '.join(parts)}." if parts else ""
+    if report.stats.truncated_frames:
+        line += (" " if line else "") + (
+            f"{_plural(report.stats.truncated_frames, 'frame')} cut by the snaplen."
+        )
+    return line
+
+
 def _fixes(report: Report) -> list[str]:
     seen: list[str] = []
     for v in report.verdicts:
@@ -380,6 +396,9 @@ def render_text(report: Report, *, flows: bool = False, quiet: bool = False,
     if quiet:
         return buf.getvalue()
     w("\n" + _wrap(_counts_line(report)))
+    other = _other_flows_line(report)
+    if other:
+        w(_wrap(other))
     ex = next((v.example_flow for v in verdicts if v.example_flow), None)
     if ex:
         w(f"Example: {ex}\n")
@@ -436,6 +455,9 @@ def _render_rich(report: Report, *, flows: bool, quiet: bool, ingress: Any) -> N
         return
     con.print()
     con.print(_counts_line(report), highlight=False)
+    other = _other_flows_line(report)
+    if other:
+        con.print(other, highlight=False)
     ex = next((v.example_flow for v in verdicts if v.example_flow), None)
     if ex:
         con.print(f"Example: {ex}", highlight=False)

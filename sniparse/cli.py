@@ -3,7 +3,7 @@
 ``sniparse CAPTURE...`` analyses captures and prints the verdict first, then the evidence.
 ``sniparse probe`` and ``sniparse logs`` are subcommands; a small :class:`click.Group`
 subclass routes every other first argument to the default analyse command, so
-``sniparse capture.pcap`` keeps working (a capture file literally named ``probe`` or ``logs``
+``sniparse capture.pcap`` keeps working (a capture file literally named ``probe``, ``logs`` or ``analyze``
 needs ``./probe``).
 
 Output: rich tables when standard output is a terminal (colour off under ``NO_COLOR``),
@@ -515,7 +515,7 @@ _EPILOG = """\b
 Other commands:
   sniparse probe HOST[:PORT]   connect with and without SNI and compare
   sniparse logs FILE...        summarise ingress (Envoy/Istio) access logs
-A capture file literally named 'probe' or 'logs' needs a path: ./probe
+A capture file literally named 'probe', 'logs' or 'analyze' needs a path: ./probe
 
 \b
 Exit status: 0 done, 1 not a readable capture, 2 usage error,

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sniparse.errors import MalformedError, SniparseError, TruncatedError
+from sniparse.fingerprint import fingerprints
 from sniparse.tls import (
     ALERT_DESCRIPTIONS,
     HRR_RANDOM,
@@ -594,9 +595,11 @@ def test_mutated_hellos_only_documented_errors(name: str, flips: list[tuple[int,
     for blob in (bytes(data), bytes(data[: cut % (len(data) + 1)]), bytes(data[5:])):
         for f in PUBLIC_PARSERS:
             try:
-                f(blob)
+                out = f(blob)
             except SniparseError:
-                pass
+                continue
+            if isinstance(out, ClientHello):
+                fingerprints(out)  # whatever parses can be fingerprinted
 
 
 @settings(max_examples=100, deadline=None)
@@ -718,3 +721,5 @@ def test_built_hellos_round_trip(
            "wire_len": len(msg)})
     for i in range(0, len(data), 7):
         assert read_client_hello(data[:i]) is None
+    fp = fingerprints(h)
+    assert fp.ja4[3] == ("d" if sni is not None else "i") and len(fp.ja3) == 32

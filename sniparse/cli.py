@@ -3,8 +3,8 @@
 ``sniparse CAPTURE...`` analyses captures and prints the verdict first, then the evidence.
 ``sniparse probe`` and ``sniparse logs`` are subcommands; a small :class:`click.Group`
 subclass routes every other first argument to the default analyse command, so
-``sniparse capture.pcap`` keeps working (a capture file literally named ``probe``, ``logs`` or ``analyze``
-needs ``./probe``).
+``sniparse capture.pcap`` keeps working (a capture file literally named ``probe``, ``logs``
+or ``analyze`` needs ``./probe``).
 
 Output: rich tables when standard output is a terminal (colour off under ``NO_COLOR``),
 plain, stable, column-aligned text otherwise, so that scripts and tests can read it.
@@ -445,10 +445,12 @@ def _render_rich(report: Report, *, flows: bool, quiet: bool, ingress: Any) -> N
     style = {"error": "bold red", "warning": "bold yellow", "ok": "bold green"}
     verdicts = report.verdicts
     if verdicts:
-        con.print(Text("VERDICT: ", style="bold") + Text(verdicts[0].summary,
-                                                          style=style.get(verdicts[0].severity, "")))
+        head = verdicts[0]
+        con.print(Text("VERDICT: ", style="bold")
+                  + Text(head.summary, style=style.get(head.severity, "")))
         for v in verdicts[1:6]:
-            con.print(Text("ALSO: ", style="bold") + Text(v.summary, style=style.get(v.severity, "")))
+            con.print(Text("ALSO: ", style="bold")
+                      + Text(v.summary, style=style.get(v.severity, "")))
     else:
         con.print("VERDICT: nothing to report.")
     if quiet:
@@ -679,7 +681,8 @@ def _correlate_ingress(paths: tuple[str, ...], report: Report) -> Any:
               show_default=True, help="Output format. Example: --format json")
 @click.option("--fail-on-no-sni", is_flag=True,
               help="Exit with status 3 when the server does not serve clients without SNI "
-                   "(status 1 when it cannot be reached at all). Example: sniparse probe --fail-on-no-sni 10.0.0.9:443")
+                   "(status 1 when it cannot be reached at all). "
+                   "Example: sniparse probe --fail-on-no-sni 10.0.0.9:443")
 @click.pass_context
 def probe_cmd(
     ctx: click.Context,

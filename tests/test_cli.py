@@ -131,7 +131,8 @@ def test_not_a_capture_exit_1_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     r = run("notes.txt")
     assert r.exit_code == 1
     assert r.stdout == ""
-    assert r.stderr.strip().splitlines() == ["sniparse: error: notes.txt: not a pcap or pcapng file"]
+    assert r.stderr.strip().splitlines() == [
+        "sniparse: error: notes.txt: not a pcap or pcapng file"]
 
 
 def test_text_file_end_to_end(tmp_path: Path) -> None:

@@ -1112,7 +1112,13 @@ def read_server_reaction(buf: Buffer, start: int = 0) -> ServerReaction | None:
     needed. A ServerHello is parsed as soon as its message is complete, without waiting for
     the rest of its record (a TLS 1.2 server's first record often carries the whole flight);
     it may span several records. Raises :class:`~sniparse.errors.MalformedError` when a
-    handshake record that starts with a ServerHello breaks the format.
+    handshake record that starts with a ServerHello breaks the format, or an alert record is
+    shorter than an alert.
+
+    SSLv2 (2-byte header with the high bit set): a SERVER-HELLO gives ``"server_hello"``
+    with ``server_hello.sslv2`` set; an SSLv2 ERROR message gives ``"other_tls"`` (it is
+    not a TLS alert and has no content type); anything else ``"not_tls"``. A TLS-looking
+    header whose length exceeds any record's is ``"not_tls"``.
     """
     n = len(buf)
     if start >= n:

@@ -145,14 +145,24 @@ def _hello_start(payload: bytes) -> bytes | None:
         payload = payload[16 + struct.unpack("!H", payload[14:16])[0]:]
     if len(payload) >= 6 and payload[0] == 0x16 and payload[1] == 3 and payload[5] == 1:
         return payload
+    # SSLv2-format CLIENT-HELLO (RFC 5246 E.2): 2-byte length with the top bit set, type 1.
+    if len(payload) >= 3 and payload[0] & 0x80 and payload[2] == 1:
+        return payload
     return None
 
 
 def _sni(payload: bytes) -> tuple[str, str | None] | None:
     """(status, name) of a whole single-record hello via dpkt; None when it is not whole."""
+    if payload[0] & 0x80:
+        return "absent", None  # SSLv2 format: no extensions
+    body = b""
     try:
-        rec = dpkt.ssl.TLSRecord(payload)
-        hs = dpkt.ssl.TLSHandshake(rec.data)
+        # A hello may span several handshake records (RFC 8446 §5.1): join their bodies.
+        while payload and payload[0] == 0x16:
+            rec = dpkt.ssl.TLSRecord(payload)
+            body += rec.data
+            payload = payload[5 + len(rec.data):]
+        hs = dpkt.ssl.TLSHandshake(body)
     except (dpkt.NeedData, dpkt.UnpackError):
         return None
     ch = hs.data
@@ -160,9 +170,13 @@ def _sni(payload: bytes) -> tuple[str, str | None] | None:
         return None
     for etype, data in getattr(ch, "extensions", []):
         if etype == 0:
-            if len(data) >= 5 and data[2] == 0 and struct.unpack("!H", data[3:5])[0]:
-                n = struct.unpack("!H", data[3:5])[0]
-                return "present", data[5:5 + n].decode("ascii")
+            # server_name_list (RFC 6066 §3): the first host_name (type 0) with a name.
+            q = 2
+            while q + 3 <= len(data):
+                n = struct.unpack("!H", data[q + 1:q + 3])[0]
+                if data[q] == 0 and n:
+                    return "present", data[q + 3:q + 3 + n].decode("ascii")
+                q += 3 + n
             return "empty", None
     return "absent", None
 

@@ -74,6 +74,7 @@ class Analysis:
     def __iter__(self) -> Iterator[Handshake]:
         table = self.table
         feed = table.feed
+        skip = table.skip
         decided = table.decided
         counters = self.counters
         issues = self.issues
@@ -104,15 +105,20 @@ class Analysis:
                     progress(reader.bytes_read, reader.bytes_total)
 
                 fk = fast_key(lt, data)
-                if fk is not None and not (fk[1] & _SYN_FIN_RST) and fk[0] in decided:
-                    skipped += 1
-                    segments += 1
-                    continue
+                key = None
+                if fk is not None:
+                    key = fk[0]
+                    if not (fk[1] & _SYN_FIN_RST) and key in decided:
+                        # Keeps idle expiry exact without any other flow work.
+                        skip(key, ts)
+                        skipped += 1
+                        segments += 1
+                        continue
                 seg = decode_segment(rec, issues, counters)
                 if seg is None:
                     continue
                 segments += 1
-                out = feed(seg)
+                out = feed(seg, key)
                 if out:
                     yield from out
                 if ts >= next_expire:

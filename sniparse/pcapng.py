@@ -239,13 +239,16 @@ class PcapngFramer:
                     last_ts = self.last_ts
                     while pos + 28 <= n:
                         btype, blen, ifid, tsh, tsl, caplen, origlen = epb(buf, pos)
+                        end = pos + blen
+                        # Anything unusual (another block type, a bad length, a block
+                        # past the buffer) goes to the general path, which reports it.
                         if (
                             btype != EPB
                             or ifid >= ntab
+                            or end > n
                             or blen & 3
                             or not 32 + caplen <= blen <= MAX_BLOCK
-                            or pos + blen > n
-                            or u32(buf, pos + blen - 4)[0] != blen
+                            or u32(buf, end - 4)[0] != blen
                         ):
                             break
                         gidx, lt, _snap, mul, div, off = table[ifid]
@@ -255,7 +258,7 @@ class PcapngFramer:
                             rtype,
                             (frame, last_ts, lt, buf[pos + 28 : pos + 28 + caplen], origlen, gidx),
                         )
-                        pos += blen
+                        pos = end
                     self.last_ts = last_ts
                 # General path: one block of any type, with every check reported.
                 if pos + 12 > n:

@@ -180,6 +180,17 @@ def test_pcapng_timestamp_resolutions() -> None:
     assert all(isinstance(r.ts_ns, int) for r in recs)
 
 
+def test_plain_tuple_records() -> None:
+    """``record_type=tuple``: the same values, as plain tuples, also when merging."""
+    for src in (
+        FORMATS / "pcapng_two_sections.pcapng",
+        [FORMATS / f"rotated_{k}.pcap" for k in (1, 2, 0)],
+    ):
+        want = read(src)[0]
+        got = read(src, record_type=tuple)[0]
+        assert got == [tuple(r) for r in want] and all(type(r) is tuple for r in got)
+
+
 def test_compressed_variants_match_plain() -> None:
     plain = read(FORMATS / "pcap_usec_le.pcap")[0]
     for suffix in ("gz", "bz2", "xz", "zst"):

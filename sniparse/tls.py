@@ -383,6 +383,7 @@ class ServerReaction:
     server_hello: ServerHello | None = None
     alert: Alert | None = None
     content_type: int | None = None
+    warnings: tuple[Alert, ...] = ()   # warning alerts stepped over (``past_warnings``)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -1021,20 +1022,33 @@ def parse_server_hello(
         raise TruncatedError("tls", n - msg, f"ServerHello needs {4 + hlen} bytes")
     end = msg + 4 + hlen
     p = msg + 4
-    if end - p < 38:  # version(2) random(32) sid_len(1) suite(2) comp(1)
+    if end - p < 36:  # version(2) random(32) suite(2)
         raise _mal(4, f"ServerHello body is {end - p} bytes, shorter than its fixed fields")
     legacy_version = (d[p] << 8) | d[p + 1]
     random = bytes(d[p + 2 : p + 34])
     p += 34
-    sid_len = d[p]
-    p += 1
-    if sid_len > 32 or p + sid_len + 3 > end:
-        raise _mal(p - 1 - msg, f"ServerHello session_id length {sid_len} is impossible")
-    session_id = bytes(d[p : p + sid_len])
-    p += sid_len
-    suite = (d[p] << 8) | d[p + 1]
-    comp = d[p + 2]
-    p += 3
+    if (d[msg + 4] == 0x7F and d[msg + 5] < 22) or legacy_version == 0x0304:
+        # TLS 1.3 drafts before -22 (version 0x7f0f..0x7f15, or 0x0304 itself in the
+        # earliest drafts; e.g. Chrome 55 / Firefox 52 betas): ServerHello { version; random;
+        # cipher_suite; extensions } -- no session id and no compression method
+        # (draft-ietf-tls-tls13-21 §4.1.3). A final TLS 1.3 server always sends 0x0303 here.
+        session_id = b""
+        suite = (d[p] << 8) | d[p + 1]
+        comp = 0
+        p += 2
+    else:
+        if end - p < 4:
+            raise _mal(4, f"ServerHello body is {end - msg - 4} bytes, shorter than its fixed "
+                       "fields")
+        sid_len = d[p]
+        p += 1
+        if sid_len > 32 or p + sid_len + 3 > end:
+            raise _mal(p - 1 - msg, f"ServerHello session_id length {sid_len} is impossible")
+        session_id = bytes(d[p : p + sid_len])
+        p += sid_len
+        suite = (d[p] << 8) | d[p + 1]
+        comp = d[p + 2]
+        p += 3
     exts: list[tuple[int, bytes]] = []
     selected = legacy_version
     if p < end:
@@ -1104,7 +1118,9 @@ def _read_sslv2_server(buf: Buffer, start: int) -> ServerReaction | None:
     return ServerReaction("server_hello", end, server_hello=sh)
 
 
-def read_server_reaction(buf: Buffer, start: int = 0) -> ServerReaction | None:
+def read_server_reaction(
+    buf: Buffer, start: int = 0, *, past_warnings: bool = False
+) -> ServerReaction | None:
     """Classify the first thing the server sent: ServerHello / HelloRetryRequest, alert,
     another TLS record, or bytes that are not TLS (an HTTP error page, an SSH banner...).
 
@@ -1119,7 +1135,38 @@ def read_server_reaction(buf: Buffer, start: int = 0) -> ServerReaction | None:
     with ``server_hello.sslv2`` set; an SSLv2 ERROR message gives ``"other_tls"`` (it is
     not a TLS alert and has no content type); anything else ``"not_tls"``. A TLS-looking
     header whose length exceeds any record's is ``"not_tls"``.
+
+    ``past_warnings``: step over warning-level alerts (level 1, other than close_notify and
+    user_canceled) and report what follows, listing them in ``warnings``. Some servers send
+    a warning unrecognized_name(112) and then carry on with a ServerHello (RFC 6066 §3 calls
+    that "NOT RECOMMENDED" but allows it), so the warning is not the server's answer. With
+    only the warning in the buffer the result is None; call again without the flag when the
+    stream has ended to get the warning itself.
     """
+    warnings: list[Alert] = []
+    pos = start
+    while True:
+        r = _server_reaction(buf, pos)
+        if (
+            not past_warnings
+            or r is None
+            or r.kind != "alert"
+            or r.alert is None
+            or r.alert.level != 1
+            or r.alert.description in (0, 90)
+            or (buf[pos + 3] << 8) | buf[pos + 4] != 2  # several alerts in one record
+            or len(warnings) >= 8  # bounded work on a server that only sends warnings
+        ):
+            if r is not None and warnings:
+                return ServerReaction(r.kind, r.end, r.server_hello, r.alert, r.content_type,
+                                      tuple(warnings))
+            return r
+        warnings.append(r.alert)
+        pos = r.end
+
+
+def _server_reaction(buf: Buffer, start: int) -> ServerReaction | None:
+    """:func:`read_server_reaction` for the record at ``start``."""
     n = len(buf)
     if start >= n:
         return None

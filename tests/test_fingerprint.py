@@ -272,9 +272,9 @@ def _ip_layer(linktype: int, buf: bytes) -> Any:
     return None
 
 
-def client_openings(path: Path) -> dict[tuple[str, int, str, int], bytes]:
-    """First bytes of each TCP direction whose data starts like TLS, read with dpkt (an
-    independent reader: this test checks the TLS layer, not our capture pipeline)."""
+def all_openings(path: Path) -> dict[tuple[str, int, str, int], bytes]:
+    """The first contiguous bytes of every TCP direction (from its lowest sequence number),
+    read with dpkt: an independent reader, as this checks the TLS layer, not our pipeline."""
     segs: dict[tuple[str, int, str, int], dict[int, bytes]] = {}
     with path.open("rb") as f:
         magic = f.read(4)
@@ -290,17 +290,41 @@ def client_openings(path: Path) -> dict[tuple[str, int, str, int], bytes]:
             key = (socket.inet_ntop(fam, ip.src), tcp.sport, socket.inet_ntop(fam, ip.dst),
                    tcp.dport)
             segs.setdefault(key, {}).setdefault(tcp.seq, bytes(tcp.data))
+    return {key: _contiguous(d, min(d)) for key, d in segs.items()}
+
+
+def _contiguous(d: dict[int, bytes], first: int) -> bytes:
+    data = bytearray(d[first])
+    nxt = first + len(data)
+    while nxt in d and len(data) < 70_000:
+        data += d[nxt]
+        nxt += len(d[nxt])
+    return bytes(data)
+
+
+def client_openings(path: Path) -> dict[tuple[str, int, str, int], bytes]:
+    """Like :func:`all_openings`, but each direction starts at its first segment that
+    begins like a TLS hello (skipping plaintext preludes such as STARTTLS dialogues)."""
     out = {}
+    segs: dict[tuple[str, int, str, int], dict[int, bytes]] = {}
+    with path.open("rb") as f:
+        magic = f.read(4)
+        f.seek(0)
+        reader = dpkt.pcapng.Reader(f) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(f)
+        lt = reader.datalink()
+        for _ts, buf in reader:
+            ip = _ip_layer(lt, buf)
+            tcp = getattr(ip, "data", None)
+            if not isinstance(tcp, dpkt.tcp.TCP) or not tcp.data:
+                continue
+            fam = socket.AF_INET if isinstance(ip, dpkt.ip.IP) else socket.AF_INET6
+            key = (socket.inet_ntop(fam, ip.src), tcp.sport, socket.inet_ntop(fam, ip.dst),
+                   tcp.dport)
+            segs.setdefault(key, {}).setdefault(tcp.seq, bytes(tcp.data))
     for key, d in segs.items():
         starts = [s for s in sorted(d) if d[s][0] == 0x16 or d[s][0] >= 0x80]
-        if not starts:
-            continue
-        data = bytearray(d[starts[0]])
-        nxt = starts[0] + len(data)
-        while nxt in d and len(data) < 70_000:
-            data += d[nxt]
-            nxt += len(d[nxt])
-        out[key] = bytes(data)
+        if starts:
+            out[key] = _contiguous(d, starts[0])
     return out
 
 
@@ -390,3 +414,56 @@ def test_corpus_ja4_matches_foxio(corpus_dir: Path) -> None:
             assert ja4_r(r[0]) == want_r
             checked += 1
     assert checked >= 100
+
+
+@pytest.mark.corpus
+def test_corpus_server_reactions_match_tshark(corpus_dir: Path) -> None:
+    """The server's first TLS bytes, classified by read_server_reaction, against tshark's
+    per-stream view (ServerHello seen, cleartext server alerts). Streams whose server
+    speaks a plaintext prelude first (STARTTLS, RDP, PostgreSQL...) come out "not_tls"
+    here; the flow layer handles those."""
+    from sniparse.tls import read_server_reaction
+
+    checked = 0
+    problems: list[str] = []
+    unseen: list[str] = []
+    for tj in sorted((corpus_dir / "truth").rglob("*.json")):
+        truth = json.loads(tj.read_text())
+        streams = [s for s in truth.get("streams", {}).values()
+                   if s.get("transport") == "tcp" and s.get("client_hello_frames")]
+        if not streams:
+            continue
+        cap = corpus_dir / "files" / tj.relative_to(corpus_dir / "truth").with_suffix("")
+        if cap.stat().st_size > 5_000_000 or cap.read_bytes()[:2] == b"\x1f\x8b":
+            continue
+        openings = all_openings(cap)
+        for s in streams:
+            cip, cport = s["client"].rsplit("|", 1)
+            sip, sport = s["server"].rsplit("|", 1)
+            data = openings.get((sip, int(sport), cip, int(cport)))
+            if not data or data[0] not in (0x15, 0x16):
+                continue  # silent server, or not TLS from its first byte
+            try:
+                r = read_server_reaction(data, past_warnings=True)
+            except SniparseError:
+                continue  # e.g. a zero-length handshake record from a modbus server
+            if r is None:
+                continue
+            checked += 1
+            where = f"{tj.relative_to(corpus_dir)} {s['server']}<-{s['client']}"
+            if r.kind == "server_hello":
+                if not s["server_hello_seen"]:
+                    unseen.append(where)
+            elif r.kind == "alert" and r.alert is not None:
+                alerts = [a["desc"] for a in s.get("alerts", [])
+                          if a["side"] == "server" and not a["encrypted"]]
+                if r.alert.description not in alerts or s["server_hello_seen"]:
+                    problems.append(f"{where}: alert {r.alert} vs {alerts}")
+            elif s["server_hello_seen"]:
+                problems.append(f"{where}: {r.kind} but tshark saw a ServerHello")
+    assert checked > 1000, checked
+    assert not problems, problems[:10]
+    # Three streams carry a plain ServerHello record (16 03 0x .. .. 02) that tshark's stream
+    # summary does not flag: two in nDPI's KakaoTalk_chat.pcap and one in suricata-verify's
+    # tcp-fastopen-10-syn-data-ignore. The bytes are unambiguous; tshark's flag is the miss.
+    assert len(unseen) <= 3, unseen

@@ -548,6 +548,40 @@ def test_server_reaction_kinds() -> None:
     assert r.server_hello == parse_server_hello(sh, record_version=0x0303)
 
 
+def test_warning_alert_before_server_hello() -> None:
+    """A warning unrecognized_name followed by a ServerHello: the handshake went on."""
+    warn = b"\x15\x03\x03\x00\x02\x01\x70"
+    sh = fx("server_tls12_hello.bin")
+    r = read_server_reaction(warn + sh)
+    assert r is not None and r.kind == "alert" and r.alert is not None
+    assert (r.alert.level, r.alert.description) == (1, 112) and r.warnings == ()
+    r = read_server_reaction(warn + sh, past_warnings=True)
+    assert r is not None and r.kind == "server_hello" and r.end == len(warn + sh)
+    assert r.warnings == (r.warnings[0],) and r.warnings[0].description == 112
+    assert read_server_reaction(warn, past_warnings=True) is None
+    fatal = fx("server_alert_unrecognized_name.bin")
+    r = read_server_reaction(fatal + sh, past_warnings=True)
+    assert r is not None and r.kind == "alert" and r.end == len(fatal)
+    close = b"\x15\x03\x03\x00\x02\x01\x00"
+    r = read_server_reaction(close + sh, past_warnings=True)
+    assert r is not None and r.kind == "alert" and r.alert is not None
+    assert r.alert.description == 0
+
+
+def test_tls13_draft_server_hellos() -> None:
+    """Drafts before -22 had no session id and no compression method in the ServerHello."""
+    ks = B.vec16(b"")  # not decoded; any extension body will do
+    for version in (0x7F12, 0x7F10, 0x0304):
+        body = (version.to_bytes(2, "big") + bytes(range(32)) + b"\x13\x01"
+                + B.vec16(b"\x00\x33" + B.vec16(b"\x00\x1d" + ks)))
+        msg = b"\x02" + len(body).to_bytes(3, "big") + body
+        r = read_server_reaction(B.records(msg, version=0x0301))
+        assert r is not None and r.kind == "server_hello" and r.server_hello is not None
+        assert r.server_hello.selected_version == version
+        assert r.server_hello.cipher_suite == 0x1301 and r.server_hello.session_id == b""
+        assert r.server_hello.extension_types == (51,)
+
+
 def test_sslv2_server_hello() -> None:
     conn_id = bytes(range(16))
     cert = b"C" * 20

@@ -136,9 +136,13 @@ class Handshake:
     client_hello: ClientHello | None = field(default=None, repr=False, compare=False)
 
     @property
-    def ts(self) -> str:
-        """The hello's time as ISO 8601 UTC with microseconds."""
-        dt = datetime.fromtimestamp(self.ts_ns // 1_000_000_000, tz=timezone.utc)
+    def ts(self) -> str | None:
+        """The hello's time as ISO 8601 UTC with microseconds; None when the capture's
+        timestamp is outside what a calendar date can show (corrupt captures have them)."""
+        try:
+            dt = datetime.fromtimestamp(self.ts_ns // 1_000_000_000, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
         return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(self.ts_ns % 1_000_000_000) // 1000:06d}Z"
 
     @property

@@ -199,16 +199,35 @@ class Fingerprints(NamedTuple):
     ja4_r: str
 
 
+_FP_CACHE: dict[tuple[object, ...], Fingerprints] = {}
+_FP_CACHE_MAX = 4096
+
+
 def fingerprints(ch: ClientHello, transport: str = "t") -> Fingerprints:
-    """JA3 (string and MD5), JA4 and JA4_r of a ClientHello in one call, sharing the work
-    that :func:`ja4` and :func:`ja4_r` would each repeat."""
+    """JA3 (string and MD5), JA4 and JA4_r of a ClientHello in one call.
+
+    A capture holds many hellos from few client programs, so results are remembered by the
+    exact hello fields they depend on (at most 4,096 entries; the table is emptied when
+    full). The answer is the same as :func:`ja3`, :func:`ja4` and :func:`ja4_r` give.
+    """
+    alpn0 = ch.alpn_raw[0] if ch.alpn_raw else None
+    key = (ch.legacy_version, ch.cipher_suites, tuple([t for t, _ in ch.extensions]),
+           ch.supported_groups, ch.ec_point_formats, ch.signature_algorithms,
+           ch.supported_versions, alpn0, transport)
+    fp = _FP_CACHE.get(key)
+    if fp is not None:
+        return fp
     s3 = ja3_string(ch)
     a, b, c = _ja4_parts(ch, transport)
     hb = sha256(b.encode("ascii")).hexdigest()[:12] if b else _EMPTY_HASH
     hc = sha256(c.encode("ascii")).hexdigest()[:12] if c else _EMPTY_HASH
-    return Fingerprints(
+    fp = Fingerprints(
         s3,
         md5(s3.encode("ascii"), usedforsecurity=False).hexdigest(),
         f"{a}_{hb}_{hc}",
         f"{a}_{b}_{c}",
     )
+    if len(_FP_CACHE) >= _FP_CACHE_MAX:
+        _FP_CACHE.clear()
+    _FP_CACHE[key] = fp
+    return fp

@@ -181,6 +181,13 @@ def test_fingerprints_agree_with_single_functions() -> None:
         a, b, c = fp.ja4.split("_")
         ra = fp.ja4_r.split("_", 1)[0]
         assert ra == a and len(b) == len(c) == 12
+        # remembered results are keyed on everything they depend on, transport included
+        assert fingerprints(h) == fp and fingerprints(h, "q").ja4 == ja4(h, "q")
+    # two hellos that differ only in the SNI value fingerprint alike; presence matters
+    one = parse_client_hello(B.simple([B.sni_ext(b"a.example")]))
+    two = parse_client_hello(B.simple([B.sni_ext(b"b.example")]))
+    none = parse_client_hello(B.simple([]))
+    assert fingerprints(one) == fingerprints(two) != fingerprints(none)
 
 
 def test_ja3s() -> None:

@@ -414,6 +414,25 @@ def test_length_mutations(name: str) -> None:
     assert seen >= 9
 
 
+@pytest.mark.parametrize("name", ["python_sni.bin", "gnutls_nosni.bin"])
+def test_length_mutations_bare_message(name: str) -> None:
+    """Without records the handshake length alone frames the message: +1 looks longer than
+    the bytes (TruncatedError), -1 leaves a byte after it (MalformedError); inner lengths
+    break the message (MalformedError)."""
+    msg = fx(name)[5:]
+    for off, width, fname in message_length_fields(msg):
+        for delta in (1, -1):
+            m = bump(msg, off, width, delta)
+            if m is None:
+                continue
+            expected = TruncatedError if (fname, delta) == ("handshake", 1) else MalformedError
+            with pytest.raises(SniparseError) as ei:
+                parse_client_hello(m)
+            assert isinstance(ei.value, expected), (fname, delta, ei.value)
+            if expected is MalformedError:
+                assert not isinstance(ei.value, TruncatedError)
+
+
 @pytest.mark.parametrize("name", MUTATED)
 def test_length_mutations_framer(name: str) -> None:
     """The framer agrees with the whole-unit parser: Malformed raises, Truncated is None."""

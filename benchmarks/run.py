@@ -137,6 +137,7 @@ class Tool:
     sample: bool = False
     floor: bool = False
     reference: bool = False
+    default: bool = True            # run unless --tools names others
 
 
 def _py(script: str) -> Callable[[Path, Path, int], tuple[list[str], bool]]:
@@ -159,10 +160,14 @@ TOOLS: list[Tool] = [
     Tool("tshark", _py("peer_tshark.py")),
     Tool("scapy", _py("peer_scapy.py"), sample=True),
     Tool("pyshark", _py("peer_pyshark.py"), sample=True),
+    # The CLI writing nowhere: no agreement check, only time and memory (opt-in).
+    Tool("sniparse -o /dev/null", lambda c, o, n: (_sniparse_cli() + [
+        str(c), "--format", "ndjson", "-o", "/dev/null"], False), floor=True, default=False),
 ]
 TIMEOUT = 3600.0   # seconds per tool run; --timeout
 CLOCK = "wall"     # what rates and ratios divide by; --clock
-TOOL_NAMES = {"cat": "cat > /dev/null", "iter": "sniparse.iter_handshakes"}
+TOOL_NAMES = {"cat": "cat > /dev/null", "iter": "sniparse.iter_handshakes",
+              "devnull": "sniparse -o /dev/null"}
 
 
 @dataclass
@@ -359,9 +364,12 @@ def _log(msg: str) -> None:
 
 
 def select_tools(spec: str | None) -> list[Tool]:
-    """Tools by name (comma-separated; ``cat`` and ``iter`` as short names), all by default."""
+    """Tools by name (comma-separated; ``cat``, ``iter``, ``devnull`` as short names).
+
+    By default every tool except ``sniparse -o /dev/null``.
+    """
     if not spec:
-        return list(TOOLS)
+        return [t for t in TOOLS if t.default]
     by = {t.name: t for t in TOOLS}
     out = []
     for name in spec.split(","):
@@ -427,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small captures and samples")
     ap.add_argument("--mix", choices=("bulk", "handshake", "both"), default="both")
     ap.add_argument("--tools", help="comma-separated subset: cat,sniparse,iter,dpkt,tshark,"
-                                    "scapy,pyshark")
+                                    "scapy,pyshark,devnull (devnull only when named)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-dir", type=Path, default=DATA)
     ap.add_argument("--json", type=Path, help="also write the raw results here")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import re
 import shutil
 import socket
 import struct
@@ -474,3 +475,50 @@ def test_corpus_server_reactions_match_tshark(corpus_dir: Path) -> None:
     # summary does not flag: two in nDPI's KakaoTalk_chat.pcap and one in suricata-verify's
     # tcp-fastopen-10-syn-data-ignore. The bytes are unambiguous; tshark's flag is the miss.
     assert len(unseen) <= 3, unseen
+
+
+_NDPI_FLOW = re.compile(r"^\s*\d+\s+TCP\s+(\S+):(\d+)\s+<->\s+(\S+):(\d+)\s.*?JA4: ([a-z0-9_]+)")
+
+
+@pytest.mark.corpus
+def test_corpus_ja4_hashes_match_ndpi(corpus_dir: Path) -> None:
+    """nDPI's expected output (``result/*.out``) lists a JA4 per TLS flow. Its cipher and
+    extension hashes, version and counts must equal ours. Three nDPI habits differ from
+    FoxIO's spec and are not compared: the d/i flag (nDPI prints "i" for an IP-literal
+    server_name and "d" for some hellos with no server_name at all), the ALPN characters
+    (first two instead of first and last: "ht" for http/1.1), and the hash of an empty
+    extension list (sha256 of "" where the spec prints 000000000000)."""
+    results = corpus_dir / "baselines" / "nDPI" / "tests" / "cfgs"
+    if not results.is_dir():
+        pytest.skip("no nDPI baselines")
+    caps = {p.name: p for p in (corpus_dir / "files" / "nDPI").rglob("*")
+            if p.is_file() and p.parent.name == "pcap"}
+    checked = 0
+    for out in sorted(results.rglob("*.out")):
+        cap = caps.get(out.name[:-4])
+        if cap is None or cap.stat().st_size > 5_000_000 or cap.read_bytes()[:2] == b"\x1f\x8b":
+            continue
+        rows = [m.groups() for m in map(_NDPI_FLOW.match,
+                                         out.read_text(errors="replace").splitlines()) if m]
+        if not rows:
+            continue
+        openings = client_openings(cap)
+        for a, ap, b, bp, want in rows:
+            a, b = a.strip("[]"), b.strip("[]")
+            data = openings.get((a, int(ap), b, int(bp))) or openings.get((b, int(bp), a, int(ap)))
+            if data is None:
+                continue
+            try:
+                r = read_client_hello(data)
+            except SniparseError:
+                continue
+            if r is None:
+                continue
+            got = ja4(r[0]).split("_")
+            exp = want.split("_")
+            where = (out.name, a, ap, ja4(r[0]), want)
+            assert got[0][:3] == exp[0][:3] and got[0][4:8] == exp[0][4:8], where
+            assert got[1] == exp[1], where
+            assert got[2] == exp[2] or (got[2], exp[2]) == ("000000000000", "e3b0c44298fc"), where
+            checked += 1
+    assert checked > 500, checked

@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pyshark
-
+import pyshark  # type: ignore[import-untyped]
 from _peer import Tracker
 
 FILTER = ("tls.handshake.type==1 || tcp.flags.reset==1 || tls.handshake.type==2"

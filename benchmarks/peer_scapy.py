@@ -17,10 +17,13 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-from scapy.all import IP, TCP, IPv6, PcapReader, load_layer
+from _peer import Tracker
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.main import load_layer
+from scapy.utils import PcapReader
 
 load_layer("tls")
-from _peer import Tracker
 from scapy.layers.tls.extensions import TLS_Ext_ServerName
 from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
 from scapy.layers.tls.record import TLS, TLSAlert
@@ -30,7 +33,7 @@ def hello_sni(payload: bytes) -> tuple[str | None, str] | None:
     """(sni, status) of a ClientHello in ``payload``; None when it is not one."""
     if len(payload) < 5 + int.from_bytes(payload[3:5], "big"):
         return None, "unknown"       # the record continues in the next segment
-    rec = TLS(payload)
+    rec = TLS(payload)  # type: ignore[no-untyped-call]
     ch = rec.getlayer(TLSClientHello)
     if ch is None:
         return None
@@ -70,12 +73,12 @@ def main() -> int:
                 continue
             payload = bytes(tcp.payload)
             if payload[:1] == b"\x16":
-                rec = TLS(payload)
+                rec = TLS(payload)  # type: ignore[no-untyped-call]
                 if rec.getlayer(TLSServerHello) is not None:
                     tr.server(src, sport, dst, dport, "server_hello")
                     continue
             elif payload[:1] == b"\x15":
-                al = TLS(payload).getlayer(TLSAlert)
+                al = TLS(payload).getlayer(TLSAlert)  # type: ignore[no-untyped-call]
                 tr.server(src, sport, dst, dport, "alert",
                           int(al.descr) if al is not None else None)
                 continue

@@ -158,8 +158,16 @@ def ja4_alpn(ch: ClientHello) -> str:
 
 def _ja4_parts(ch: ClientHello, transport: str) -> tuple[str, str, str]:
     g = _GREASE
-    ciphers = [c for c in ch.cipher_suites if c not in g]
-    exts = [t for t, _ in ch.extensions if t not in g]
+    return _ja4_from(ch, transport, [c for c in ch.cipher_suites if c not in g],
+                     [t for t, _ in ch.extensions if t not in g])
+
+
+def _ja4_from(
+    ch: ClientHello, transport: str, ciphers: list[int], exts: list[int]
+) -> tuple[str, str, str]:
+    """JA4 parts a, b (clear) and c (clear) from GREASE-free cipher and extension lists
+    (``ciphers`` is sorted in place)."""
+    g = _GREASE
     sni = "d" if 0 in exts else "i"
     a = "".join((transport, ja4_version(ch), sni, _TWO_DIGITS[min(len(ciphers), 99)],
                  _TWO_DIGITS[min(len(exts), 99)], ja4_alpn(ch)))
@@ -211,14 +219,26 @@ def fingerprints(ch: ClientHello, transport: str = "t") -> Fingerprints:
     full). The answer is the same as :func:`ja3`, :func:`ja4` and :func:`ja4_r` give.
     """
     alpn0 = ch.alpn_raw[0] if ch.alpn_raw else None
-    key = (ch.legacy_version, ch.cipher_suites, tuple([t for t, _ in ch.extensions]),
+    types = tuple([t for t, _ in ch.extensions])
+    key = (ch.legacy_version, ch.cipher_suites, types,
            ch.supported_groups, ch.ec_point_formats, ch.signature_algorithms,
            ch.supported_versions, alpn0, transport)
     fp = _FP_CACHE.get(key)
     if fp is not None:
         return fp
-    s3 = ja3_string(ch)
-    a, b, c = _ja4_parts(ch, transport)
+    g = _GREASE
+    ciphers = [c for c in ch.cipher_suites if c not in g]
+    exts = [t for t in types if t not in g]
+    s3 = ",".join(
+        (
+            _dec(ch.legacy_version),
+            "-".join(map(_dec, ciphers)),
+            "-".join(map(_dec, exts)),
+            "-".join(map(_dec, _nogrease(ch.supported_groups))),
+            "-".join(map(_dec, ch.ec_point_formats)),
+        )
+    )
+    a, b, c = _ja4_from(ch, transport, ciphers, exts)
     hb = sha256(b.encode("ascii")).hexdigest()[:12] if b else _EMPTY_HASH
     hc = sha256(c.encode("ascii")).hexdigest()[:12] if c else _EMPTY_HASH
     fp = Fingerprints(

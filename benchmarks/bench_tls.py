@@ -8,6 +8,14 @@ with its memo emptied before every call (cold); ``(warm)`` lets it remember, as 
 the many hellos of one client program in a capture.
 
     python benchmarks/bench_tls.py [--repeat N]
+
+Last measured (2 shared cores under load ~5, CPython 3.11 without PGO; CPU µs per call):
+
+    case                         bytes   parse    +ja3 +ja3+ja4 +all fp  (warm)
+    python ssl hello               517   10.8µ   16.0µ    23.3µ   23.5µ   12.3µ
+    chrome-like PQ hello          1725   12.5µ   17.4µ    24.7µ   24.2µ   14.0µ
+    chrome-like PQ, 3 records     1735   15.5µ   20.4µ    28.0µ   27.5µ   16.9µ
+    dpkt: python ssl hello         517   22.0µ   (dpkt's parse alone, no SNI/ALPN decoding)
 """
 
 from __future__ import annotations

@@ -439,6 +439,17 @@ class FlowTable:
         if flow is not None and ts_ns > flow.last_ts:
             flow.last_ts = ts_ns
 
+    def touch(self, last_seen: dict[bytes, int]) -> None:
+        """:meth:`skip` for many packets at once: ``last_seen`` maps a direction key of a
+        decided flow to the latest timestamp of its skipped packets. Exact when called
+        before the table next feeds, expires or finishes (a flow's idle time is read only
+        there, and the largest timestamp wins whatever the order)."""
+        flows = self._flows
+        for key, ts in last_seen.items():
+            flow = flows.get(key)
+            if flow is not None and ts > flow.last_ts:
+                flow.last_ts = ts
+
     def expire(self, now_ns: int) -> list[Handshake]:
         """Close flows idle for longer than ``idle_timeout_ns`` at capture time ``now_ns``.
 

@@ -184,3 +184,109 @@ DIFFERENTIAL: dict[tuple[str, int, str], str] = {
             "for vector of length 2'",
             theirs="no SNI"),
 }
+
+# Keys of BASELINES: (capture path under files/, baseline source, flow text as the normalized
+# baseline prints it, aspect).
+BASELINES: dict[tuple[str, str, str, str], str] = {}
+
+_ZEEK_RST_AFTER_FINS = (
+    "A known limit of flows.py (documented in its header): a flow closes at its second FIN, "
+    "so a RST that follows both FINs (frames {frames}) adds no 'r'/'R' to sniparse's "
+    "history; Zeek keeps tracking the closed connection and appends it. conn_state agrees "
+    "(SF: Zeek's UpdateClosedState ignores a RST once both sides sent FIN)."
+)
+
+BASELINES.update({
+    # --- JA4: the spec against FoxIO's code at the corpus commit ---------------------------
+    **{
+        ("ja4/pcap/tls-non-ascii-alpn.pcapng", src,
+         "tcp 142.251.16.94:443<->192.168.1.168:50112", "ja4"): (
+            "The first ALPN value is the two bytes 'ba ad' (not alphanumeric). The JA4 spec "
+            "takes the first and last hex digits of such a value, 'bd'; FoxIO's Python and "
+            "Rust code at the corpus commit print '99' (FoxIO/ja4 issue #326). sniparse "
+            "follows the spec: t13d1516bd_... against the baseline's t13d151699_...; the "
+            "cipher and extension hashes agree (test_fingerprint checks the same case)."
+        )
+        for src in ("ja4-python", "ja4-rust")
+    },
+    # --- nDPI ---------------------------------------------------------------------------------
+    **{
+        ("nDPI/tests/cfgs/default/pcap/heuristic_tcp_ack_payload.pcap", "nDPI", flow, "flow"):
+            DIFFERENTIAL[("nDPI/tests/cfgs/default/pcap/heuristic_tcp_ack_payload.pcap", 4,
+                          "missing")]
+        for flow in (
+            "tcp 194.226.199.61:27453<->35.241.9.150:443",
+            "tcp 194.226.199.61:6946<->2.22.40.186:443",
+            "tcp 194.226.199.21:58155<->52.18.127.189:443",
+            "tcp 194.226.199.103:62580<->217.69.139.59:443",
+            "tcp 194.226.199.9:49756<->92.223.106.21:443",
+        )
+    },
+    ("nDPI/tests/cfgs/default/pcap/pinterest.pcap", "nDPI",
+     "tcp 2600:1901::7a0b:::443<->2a01:cb01:2049:8b07:991d:ec85:28df:f629:47032", "flow"): (
+        "The baseline's server address '2600:1901::7a0b::' is not a valid IPv6 address (two "
+        "'::'), a printing defect of the nDPI result file (the corpus README lists it), so "
+        "no endpoint can match it. sniparse reports the flow's hello with the real address."
+    ),
+    ("nDPI/tests/cfgs/default/pcap/smtp-starttls.pcap", "nDPI",
+     "tcp 10.0.0.1:57406<->173.194.68.26:25", "sni"): (
+        "sniparse is right (the corpus README's known trap, tshark agrees): nDPI reports "
+        "'mx.google.com' taken from the SMTP dialogue (the server's 220 banner / EHLO reply); "
+        "the ClientHello after STARTTLS has no server_name extension, so sni_status is "
+        "'absent'."
+    ),
+    ("nDPI/tests/cfgs/default/pcap/tls_invalid_reads.pcap", "nDPI",
+     "tcp 10.191.139.17:58552<->54.221.224.45:443", "sni"): DIFFERENTIAL[
+        ("nDPI/tests/cfgs/default/pcap/tls_invalid_reads.pcap", 12, "sni")],
+    ("nDPI/tests/cfgs/default/pcap/tls_invalid_reads.pcap", "nDPI",
+     "tcp 10.191.139.17:58552<->54.221.224.45:443", "ja3"): (
+        "The same malformed hello (ALPN list length 47241 in a 9-byte extension, frame 12): "
+        "sniparse computes no JA3 for a hello that breaks its format; nDPI hashes what it "
+        "read."
+    ),
+    # --- Zeek ---------------------------------------------------------------------------------
+    ("zeek/testing/btest/Traces/globus-url-copy.pcap", "zeek",
+     "tcp 192.168.57.101:2811<->192.168.57.103:60108", "flow"): (
+        "Out of reach by design: this is the GridFTP control channel. After 'AUTH GSSAPI' the "
+        "TLS handshake travels base64-encoded inside FTP 'ADAT' commands (frame 9 payload "
+        "'ADAT FgMBAGsBAABnAwFQ...', i.e. 16 03 01 00 6b 01 ...), which Zeek's GSSAPI/FTP "
+        "analyzer decodes. sniparse reads TLS records from the TCP byte stream only."
+    ),
+    ("zeek/testing/btest/Traces/globus-url-copy.pcap", "zeek",
+     "tcp 192.168.57.101:55968<->192.168.57.103:35391", "conn_state"): (
+        "sniparse is right for the packets: both sides send FIN (frames 54 and 56), so SF. "
+        "Zeek's gridftp script calls skip_further_processing() once it has classified the "
+        "connection as a GridFTP data channel (ConnThreshold bytes_threshold_crossed, "
+        "skip_data), so Zeek stops updating the state and logs S1 / history ShADad."
+    ),
+    ("zeek/testing/btest/Traces/globus-url-copy.pcap", "zeek",
+     "tcp 192.168.57.101:55968<->192.168.57.103:35391", "history"): (
+        "See the conn_state entry of this flow: Zeek stops processing the data channel "
+        "before the FINs, sniparse records them (ShADadfF)."
+    ),
+    ("zeek/testing/btest/Traces/tls/imap-starttls.pcap", "zeek",
+     "tcp 192.168.17.53:49640<->212.227.17.186:143", "history"): _ZEEK_RST_AFTER_FINS.format(
+        frames="27 server FIN, 31 client FIN, 32 server RST"),
+    ("zeek/testing/btest/Traces/tls/pop3-starttls.pcap", "zeek",
+     "tcp 192.168.4.149:110<->192.168.4.149:54775", "history"): _ZEEK_RST_AFTER_FINS.format(
+        frames="27 server FIN, 31 client FIN, 32/33 server RST"),
+    ("zeek/testing/btest/Traces/tls/xmpp-starttls.pcap", "zeek",
+     "tcp 146.255.57.229:5222<->198.128.203.95:56048", "history"): _ZEEK_RST_AFTER_FINS.format(
+        frames="29 server FIN, 32 client FIN, 33/34 server RST"),
+    ("zeek/testing/btest/Traces/tls/irc-starttls.pcap", "zeek",
+     "tcp 185.18.76.170:6667<->203.143.168.47:55123", "conn_state"): (
+        "Zeek's rule, not a wire fact: the client sends FIN (frame 16), then RST (frame 18), "
+        "then the server sends FIN (frame 19). sniparse closes the flow at the first RST "
+        "after the hello was answered: RSTO. Zeek's TCP analyzer turns a 'FIN followed by a "
+        "RST' endpoint back to CLOSED when the peer's FIN arrives ('this was actually normal "
+        "termination', TCPSessionAdapter::UpdateStateMachine), hence SF. The TLS outcome is "
+        "not affected (the ServerHello came long before). Handed over as a flows.py "
+        "refinement: keep a flow whose RST follows its own FIN open until the peer's FIN "
+        "or a short timeout."
+    ),
+    ("zeek/testing/btest/Traces/tls/irc-starttls.pcap", "zeek",
+     "tcp 185.18.76.170:6667<->203.143.168.47:55123", "history"): (
+        "See the conn_state entry of this flow: the server's FIN (frame 19) comes after the "
+        "client's RST that closed the flow in sniparse, so its 'f' is missing."
+    ),
+})

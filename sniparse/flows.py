@@ -70,7 +70,6 @@ Rules
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import re
 import socket
@@ -79,6 +78,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from .errors import DecodeError, Issues, SniparseError
+from .fingerprint import fingerprints
 from .reassembly import Span, Stream, seq_offset
 from .tcp import ACK, FIN, RST, SYN, Segment, flow_key
 from .tls import (
@@ -1046,17 +1046,12 @@ class FlowTable:
 # -- helpers ---------------------------------------------------------------------------------
 
 def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, str | None]:
-    """(ja3_string, ja3 md5, ja4, ja4_r); None where the fingerprint module is missing or
-    cannot fingerprint this hello."""
+    """(ja3_string, ja3 md5, ja4, ja4_r); None where this hello cannot be fingerprinted."""
     try:
-        fp = importlib.import_module(".fingerprint", __package__)
-    except ImportError:
-        return None, None, None, None
-    try:
-        s3, m3 = fp.ja3(ch)
-        return str(s3), str(m3), str(fp.ja4(ch)), str(fp.ja4_r(ch))
+        fp = fingerprints(ch)
     except SniparseError:
         return None, None, None, None
+    return fp.ja3_string, fp.ja3, fp.ja4, fp.ja4_r
 
 
 def _find_hello_start(

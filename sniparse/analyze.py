@@ -19,10 +19,13 @@ its flow is decided, so a caller that streams holds only the live flow table.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Union
+from typing import IO, Union, cast
 
+from . import _fastpath
+from ._fastpath import Skipper
 from .capture import CaptureReader
 from .decode import decode_segment, fast_key
 from .errors import Issues
@@ -30,7 +33,7 @@ from .flows import FlowTable, Handshake
 from .link import LINKTYPE_NAMES
 from .report import CaptureStats, Report
 
-__all__ = ["analyze", "iter_handshakes", "Source", "Analysis"]
+__all__ = ["Analysis", "Source", "analyze", "iter_handshakes"]
 
 Source = Union[str, "os.PathLike[str]", bytes, IO[bytes], Iterable[Union[str, "os.PathLike[str]"]]]
 
@@ -40,6 +43,21 @@ _EXPIRE_EVERY_NS = 1_000_000_000
 _PROGRESS_EVERY = 16384
 
 _SYN_FIN_RST = 0x07
+
+
+def _c_scan() -> _fastpath.ScanFunction | None:
+    try:
+        mod = importlib.import_module("._speedups", __package__)
+    except ImportError:
+        return None
+    return cast(_fastpath.ScanFunction, mod.scan_pcap)
+
+
+# The skipping scans a caller may ask for by name (tests compare them).
+_SCANS: dict[str, _fastpath.ScanFunction | None] = {
+    "c": _c_scan(),
+    "python": _fastpath.scan_pcap_py,
+}
 
 
 class Analysis:
@@ -54,7 +72,14 @@ class Analysis:
         idle_timeout: float = 300.0,
         progress: Callable[[int, int], None] | None = None,
         max_flows: int = 1_000_000,
+        fastpath: str = "auto",
     ) -> None:
+        if fastpath not in ("auto", "off", *_SCANS):
+            raise ValueError(f"fastpath: {fastpath!r} is not auto, c, python or off")
+        if fastpath == "c" and _SCANS["c"] is None:
+            raise ValueError("fastpath 'c': the sniparse._speedups extension is not built")
+        self.fastpath = fastpath
+        self.skipper: Skipper | None = None
         self.issues = Issues()
         self.progress = progress
         self.reader = CaptureReader(_as_sources(source), self.issues, progress=None)
@@ -72,6 +97,22 @@ class Analysis:
         self._linktypes: dict[int, int] = {}
 
     def __iter__(self) -> Iterator[Handshake]:
+        reader = self.reader
+        fused = (
+            self.fastpath != "off"
+            and len(reader.files) == 1
+            and reader.formats[0].split("+")[0] == "pcap"
+        )
+        if fused:
+            scan = None if self.fastpath == "auto" else _SCANS[self.fastpath]
+            self.skipper = reader.skipper = Skipper(self.table.decided, scan)
+            if self.progress is not None:
+                reader.progress = self.progress
+            return self._fused(self.skipper)
+        return self._general()
+
+    def _general(self) -> Iterator[Handshake]:
+        """The per-record loop: any capture, any number of files."""
         table = self.table
         feed = table.feed
         skip = table.skip
@@ -99,8 +140,7 @@ class Analysis:
                 if first_ts is None:
                     first_ts = ts
                     next_expire = ts + _EXPIRE_EVERY_NS
-                if ts > last_ts:
-                    last_ts = ts
+                last_ts = max(last_ts, ts)
                 if progress is not None and frames % _PROGRESS_EVERY == 0:
                     progress(reader.bytes_read, reader.bytes_total)
 
@@ -128,15 +168,95 @@ class Analysis:
                         yield from expired
             yield from table.finish()
         finally:
-            self.frames = frames
-            self.bytes = nbytes
-            self.truncated_frames = truncated
-            self.tcp_segments = segments
-            self.skipped = skipped
-            self.first_ts_ns = first_ts
-            self.last_ts_ns = last_ts if first_ts is not None else None
-            if progress is not None:
-                progress(reader.bytes_read, reader.bytes_total)
+            self._done(frames, nbytes, truncated, segments, skipped, first_ts, last_ts)
+
+    def _fused(self, sk: Skipper) -> Iterator[Handshake]:
+        """One classic pcap source: its framer counts and steps over bulk packets of
+        decided flows (:mod:`sniparse._fastpath`); only the other records come here.
+        Their idle-timer updates (``sk.pending``) reach the table before it next acts."""
+        table = self.table
+        feed = table.feed
+        touch = table.touch
+        pending = sk.pending
+        counters = self.counters
+        issues = self.issues
+        linktypes = self._linktypes
+        progress = self.progress
+        reader = self.reader
+        frames = nbytes = truncated = segments = 0
+        first_ts: int | None = None
+        last_ts = 0
+        next_expire = 0
+        try:
+            for rec in reader:
+                frames += 1
+                data = rec.data
+                caplen = len(data)
+                nbytes += caplen
+                if caplen < rec.origlen:
+                    truncated += 1
+                lt = rec.linktype
+                linktypes[lt] = linktypes.get(lt, 0) + 1
+                ts = rec.ts_ns
+                if first_ts is None:
+                    first_ts = ts
+                    next_expire = ts + _EXPIRE_EVERY_NS
+                last_ts = max(last_ts, ts)
+                if progress is not None and frames % _PROGRESS_EVERY == 0:
+                    progress(reader.bytes_read, reader.bytes_total)
+                seg = decode_segment(rec, issues, counters)
+                if seg is None:
+                    continue
+                segments += 1
+                if pending:
+                    touch(pending)
+                    pending.clear()
+                out = feed(seg)
+                if out:
+                    yield from out
+                if ts >= next_expire:
+                    next_expire = ts + _EXPIRE_EVERY_NS
+                    expired = table.expire(ts)
+                    if expired:
+                        yield from expired
+            if pending:
+                touch(pending)
+                pending.clear()
+            yield from table.finish()
+        finally:
+            for lt, k in sk.linktypes.items():
+                linktypes[lt] = linktypes.get(lt, 0) + k
+            sk.linktypes.clear()
+            last_ts = max(last_ts, sk.max_ts)
+            self._done(
+                frames + sk.frames,
+                nbytes + sk.bytes,
+                truncated + sk.cut,
+                segments + sk.frames,
+                sk.frames,
+                first_ts,
+                last_ts,
+            )
+
+    def _done(
+        self,
+        frames: int,
+        nbytes: int,
+        truncated: int,
+        segments: int,
+        skipped: int,
+        first_ts: int | None,
+        last_ts: int,
+    ) -> None:
+        self.frames = frames
+        self.bytes = nbytes
+        self.truncated_frames = truncated
+        self.tcp_segments = segments
+        self.skipped = skipped
+        self.first_ts_ns = first_ts
+        self.last_ts_ns = last_ts if first_ts is not None else None
+        if self.progress is not None:
+            self.progress(self.reader.bytes_read, self.reader.bytes_total)
 
     def stats(self) -> CaptureStats:
         """Capture statistics; complete once iteration has finished."""

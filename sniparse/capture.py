@@ -48,6 +48,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, Union, cast
 
+from ._fastpath import Skipper
 from .errors import CaptureReadError, Issues, NotACaptureError
 from .pcap import PcapFramer, PcapHeader, is_pcap_magic
 from .pcapng import PcapngFramer, PcapngInterface, is_pcapng_magic
@@ -412,6 +413,9 @@ class CaptureReader:
         self.max_ratio = max_ratio
         self.max_decompressed = max_decompressed
         self.interfaces: list[Interface] = []
+        #: Set by the pipeline before reading: a single classic pcap source then skips bulk
+        #: packets of decided flows in its framer (see :mod:`sniparse._fastpath`).
+        self.skipper: Skipper | None = None
         self._iface_keys: dict[tuple[object, ...], list[int]] = {}
         items = _flatten(sources)
         if not items:
@@ -627,6 +631,8 @@ class CaptureReader:
                     frame_in_detail=merged,
                     record_type=self.record_type,
                 )
+                if not merged and not quiet:
+                    framer.skipper = self.skipper
             else:
                 framer = PcapngFramer(
                     issues,

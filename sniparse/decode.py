@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from struct import Struct
 
+from ._fastpath import key_at
 from .capture import Record
 from .errors import Issues
 from .ip import (
@@ -428,82 +429,15 @@ def _tcp(
     )
 
 
-def _fast_ip(data: bytes, off: int) -> tuple[bytes, int] | None:
-    """Plain IPv4 (no options, not a fragment) or IPv6 (TCP directly after the fixed
-    header) carrying a TCP header that is whole in ``data``."""
-    n = len(data)
-    if off + 40 > n:
-        return None
-    b0 = data[off]
-    if b0 == 0x45:
-        if data[off + 9] != PROTO_TCP or (data[off + 6] & 0x3F) or data[off + 7]:
-            return None
-        tot = (data[off + 2] << 8) | data[off + 3]
-        t = off + 20
-        doff = (data[t + 12] >> 4) << 2
-        if doff < 20 or tot < 20 + doff or t + doff > n:
-            return None
-        return data[off + 12 : off + 24], data[t + 13]
-    if b0 >> 4 == 6:
-        if data[off + 6] != PROTO_TCP:
-            return None
-        plen = (data[off + 4] << 8) | data[off + 5]
-        t = off + 40
-        if t + 20 > n:
-            return None
-        doff = (data[t + 12] >> 4) << 2
-        if doff < 20 or plen < doff or t + doff > n:
-            return None
-        return data[off + 8 : off + 40] + data[t : t + 4], data[t + 13]
-    return None
-
-
 def fast_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:
     """The direction key and TCP flags byte of a frame, cheaply, or None.
 
     Handles Ethernet with up to two 802.1Q / 802.1ad tags (1), LINUX_SLL2 (276), LINUX_SLL
-    (113) and raw IP (101,
-    228, 229) carrying plain IPv4 (IHL 5, not fragmented) or IPv6 (no extension headers)
-    with TCP. The key is exactly ``flow_key(src, dst, sport, dport)`` of the segment
-    :func:`decode_segment` would return -- for Ethernet/IPv4 it is ``data[26:38]``. None
-    means "not a simple case", never "not TCP": the caller then uses
-    :func:`decode_segment`. Never raises.
+    (113) and raw IP (101, 228, 229) carrying plain IPv4 (IHL 5, not fragmented) or IPv6
+    (no extension headers) with TCP. The key is exactly ``flow_key(src, dst, sport, dport)``
+    of the segment :func:`decode_segment` would return -- for Ethernet/IPv4 it is
+    ``data[26:38]``. None means "not a simple case", never "not TCP": the caller then uses
+    :func:`decode_segment`. Never raises. (One implementation with the framers' skipping
+    scan: :func:`sniparse._fastpath.key_at`.)
     """
-    if linktype == 1:
-        if len(data) < 14:
-            return None
-        et = (data[12] << 8) | data[13]
-        if et == ETH_IPV4 or et == ETH_IPV6:
-            return _fast_ip(data, 14)
-        # One or two 802.1Q / 802.1ad tags: the key does not include VLAN ids, so a tagged
-        # capture (common from switch SPAN ports) skips bulk data just as cheaply.
-        p = 14
-        while (et == 0x8100 or et == 0x88A8) and p <= 18 and len(data) >= p + 4:
-            et = (data[p + 2] << 8) | data[p + 3]
-            p += 4
-            if et == ETH_IPV4 or et == ETH_IPV6:
-                return _fast_ip(data, p)
-        return None
-    if linktype == 276:
-        if len(data) < 20:
-            return None
-        et = (data[0] << 8) | data[1]
-        if et == ETH_IPV4 or et == ETH_IPV6:
-            return _fast_ip(data, 20)
-        return None
-    if linktype == 113:
-        if len(data) < 16:
-            return None
-        et = (data[14] << 8) | data[15]
-        # ARPHRD_NETLINK frames are not IP whatever their protocol field says.
-        if (et == ETH_IPV4 or et == ETH_IPV6) and not (data[2] == 0x03 and data[3] == 0x38):
-            return _fast_ip(data, 16)
-        return None
-    if linktype == 101 or linktype == 228 or linktype == 229:
-        if not data:
-            return None
-        v = data[0] >> 4
-        if (linktype == 228 and v != 4) or (linktype == 229 and v != 6):
-            return None
-        return _fast_ip(data, 0)
-    return None
+    return key_at(linktype, data, 0, len(data))

@@ -36,6 +36,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
+from ._fastpath import FAST_LINKTYPES, Skipper, key_at
 from .errors import Issues, MalformedError
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -212,6 +213,9 @@ class PcapFramer:
         self._resync_reason = ""
         self._warned_caplen = False
         self._dead = False
+        self.skipper: Skipper | None = None
+        """When set (by the capture reader), bulk packets of decided flows are counted in
+        it and not yielded (see :mod:`sniparse._fastpath`)."""
 
     # -- issues -------------------------------------------------------------------------
     def _issue(self, kind: str, detail: str, frame: int | None, key: str) -> None:
@@ -275,6 +279,9 @@ class PcapFramer:
         rtype = self.record_type
         last = self.last_sec
         check_caplen = not self._warned_caplen
+        sk = self.skipper
+        if sk is not None and lt in FAST_LINKTYPES:
+            return (yield from self._records_skipping(buf, pos, eof, sk))
         try:
             while True:
                 if self._resync_from is not None:
@@ -314,50 +321,159 @@ class PcapFramer:
                     last = sec
                 # Left the fast loop: a corrupt header, a record past the buffer's end,
                 # or the end of the buffer.
-                if pos + rh <= n:
-                    sec, frac, caplen, origlen = unpack(buf, pos)
-                    if caplen > limit:
-                        self._start_resync(
-                            pos, frame + 1, f"captured length {caplen} exceeds the limit {limit}"
-                        )
-                        pos += 1
-                        continue
-                    if not eof:
-                        return pos
-                    # The stream ends inside this record: a cut tail (tcpdump killed
-                    # mid-write, a partial download), unless a plausible record follows,
-                    # in which case this record's length field was corrupt.
-                    self.last_sec = last
-                    if self._plausible_after(buf, pos + 1):
-                        self._start_resync(
-                            pos,
-                            frame + 1,
-                            f"captured length {caplen} runs past the end of the file",
-                        )
-                        pos += 1
-                        continue
-                    self._issue(
-                        "truncated",
-                        f"file ends inside record {frame + 1}: {n - pos - rh} of {caplen} "
-                        "captured bytes present",
-                        frame + 1,
-                        "cut",
-                    )
-                    return n
-                if eof and pos < n:
-                    self._issue(
-                        "truncated",
-                        f"file ends inside the header of record {frame + 1} "
-                        f"({n - pos} of {rh} bytes)",
-                        frame + 1,
-                        "cut",
-                    )
-                    return n
-                return pos
+                done, pos = self._stopped(buf, pos, eof, frame, last)
+                if done:
+                    return pos
         finally:
             self.frame = frame
             self.last_sec = last
             self._warned_caplen = not check_caplen
+
+    def _records_skipping(
+        self, buf: Buffer, pos: int, eof: bool, sk: Skipper
+    ) -> Generator[RecordTuple, None, int]:
+        """:meth:`records` for a framer with a :class:`~sniparse._fastpath.Skipper`: the
+        same records, issues and frame numbers, except that bulk packets of decided flows
+        are counted in ``sk`` instead of being yielded (``sk.scan`` steps over runs of
+        them; a record the scan did not examine is tested here)."""
+        hdr = self.header
+        assert hdr is not None
+        n = len(buf)
+        unpack = struct.Struct(hdr.endian + "IIII").unpack_from
+        big = hdr.endian == ">"
+        rh = hdr.record_header
+        mult = hdr.ts_mult
+        lt = hdr.linktype
+        iface = self.iface
+        limit = self.limit
+        frame = self.frame
+        tnew = _tuple_new
+        rtype = self.record_type
+        last = self.last_sec
+        check_caplen = not self._warned_caplen
+        scan = sk.scan
+        decided = sk.decided
+        pending = sk.pending
+        nskip = nbytes = ncut = 0
+        max_ts = sk.max_ts
+        try:
+            while True:
+                if self._resync_from is not None:
+                    self.last_sec = last
+                    r = self._scan(buf, pos, eof)
+                    if r is None:
+                        self._report_resync(None, n)
+                        self._dead = not eof
+                        return n
+                    if r < 0:
+                        return -1 - r
+                    self._report_resync(r, n)
+                    pos = r
+                while pos + rh <= n:
+                    pos, k, nb, ct, lsec, mts, examined = scan(
+                        buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending
+                    )
+                    if k:
+                        frame += k
+                        nskip += k
+                        nbytes += nb
+                        ncut += ct
+                        last = lsec
+                        max_ts = max(max_ts, mts)
+                        if pos + rh > n:
+                            break
+                    sec, frac, caplen, origlen = unpack(buf, pos)
+                    if caplen > limit:
+                        break
+                    end = pos + rh + caplen
+                    if end > n:
+                        break
+                    if check_caplen and caplen > origlen:
+                        check_caplen = False
+                        self._warn_caplen(caplen, origlen, frame + 1)
+                    frame += 1
+                    ts = sec * 1_000_000_000 + frac * mult
+                    if not examined:
+                        kf = key_at(lt, buf, pos + rh, caplen)
+                        if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                            key = kf[0]
+                            old = pending.get(key)
+                            if old is None or ts > old:
+                                pending[key] = ts
+                            max_ts = max(max_ts, ts)
+                            nskip += 1
+                            nbytes += caplen
+                            if caplen < origlen:
+                                ncut += 1
+                            pos = end
+                            last = sec
+                            continue
+                    yield tnew(rtype, (frame, ts, lt, buf[pos + rh : end], origlen, iface))
+                    pos = end
+                    last = sec
+                done, pos = self._stopped(buf, pos, eof, frame, last)
+                if done:
+                    return pos
+        finally:
+            self.frame = frame
+            self.last_sec = last
+            self._warned_caplen = not check_caplen
+            sk.frames += nskip
+            sk.bytes += nbytes
+            sk.cut += ncut
+            sk.max_ts = max_ts
+            if nskip:
+                sk.linktypes[lt] = sk.linktypes.get(lt, 0) + nskip
+
+    def _stopped(
+        self, buf: Buffer, pos: int, eof: bool, frame: int, last: int | None
+    ) -> tuple[bool, int]:
+        """The record loop stopped at ``pos``: a corrupt header, a record past the
+        buffer's end, or the end of the buffer. Returns (True, offset to return) or (False,
+        offset to carry on from, a resynchronisation having started)."""
+        hdr = self.header
+        assert hdr is not None
+        rh = hdr.record_header
+        limit = self.limit
+        n = len(buf)
+        if pos + rh <= n:
+            caplen = struct.unpack_from(hdr.endian + "I", buf, pos + 8)[0]
+            if caplen > limit:
+                self._start_resync(
+                    pos, frame + 1, f"captured length {caplen} exceeds the limit {limit}"
+                )
+                return False, pos + 1
+            if not eof:
+                return True, pos
+            # The stream ends inside this record: a cut tail (tcpdump killed
+            # mid-write, a partial download), unless a plausible record follows,
+            # in which case this record's length field was corrupt.
+            self.last_sec = last
+            if self._plausible_after(buf, pos + 1):
+                self._start_resync(
+                    pos,
+                    frame + 1,
+                    f"captured length {caplen} runs past the end of the file",
+                )
+                return False, pos + 1
+            self._issue(
+                "truncated",
+                f"file ends inside record {frame + 1}: {n - pos - rh} of {caplen} "
+                "captured bytes present",
+                frame + 1,
+                "cut",
+            )
+            return True, n
+        if eof and pos < n:
+            self._issue(
+                "truncated",
+                f"file ends inside the header of record {frame + 1} "
+                f"({n - pos} of {rh} bytes)",
+                frame + 1,
+                "cut",
+            )
+            return True, n
+        return True, pos
 
     def _warn_caplen(self, caplen: int, origlen: int, frame: int) -> None:
         self._issue(

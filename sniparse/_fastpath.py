@@ -1,0 +1,232 @@
+"""The bulk-data fast path: find, straight in the capture's buffer, the packets that cannot
+matter, and count them without building anything.
+
+Most packets of a real capture are data segments (or pure ACKs) of flows whose handshake
+question is already answered: the flow table lists their direction keys in
+``FlowTable.decided`` and ignores them (see :mod:`sniparse.flows`, "Skipping"). The
+classic pcap framer (:class:`sniparse.pcap.PcapFramer`) asks :func:`scan_pcap` to walk the
+records of its buffer from an offset: every record whose direction key is in ``decided``
+and whose TCP flags carry no SYN, FIN or RST is counted and stepped over; the scan stops
+at the first record that needs Python (a record to decode, a corrupt or incomplete record
+header, a record the framer must warn about) and returns where it stopped.
+
+No Record, no Segment, no data slice is made for a skipped packet; only its direction key
+(12 or 36 bytes, needed for the set lookup). Two implementations share one contract:
+
+* ``sniparse._speedups.scan_pcap`` (C, optional; built by ``setup.py`` when a compiler and
+  the Python headers are there) -- about 40 ns a record;
+* :func:`scan_pcap_py` here -- pure Python, about 1 µs a record.
+
+:data:`scan_pcap` is the C one when it imported and the environment variable
+``SNIPARSE_PURE`` is not set to a non-empty value other than ``0``; else the Python one.
+``tests/test_fastpath.py`` checks that both, and the general per-record loop, give the same
+handshakes, issues and statistics on every fixture and corpus capture.
+
+What a skipped packet still changes, and how it is kept exact:
+
+* capture statistics (frames, bytes, frames cut by the snaplen, frames per link type, TCP
+  segments, ``bulk_skipped``): counted in :class:`Skipper` and added by the pipeline;
+* the idle timer of its flow: the largest skipped timestamp per key is kept in
+  ``Skipper.pending`` and handed to ``FlowTable.touch`` before the table next does anything
+  (feed, expire, finish). A flow's ``last_ts`` is only read there, and ``max`` does not
+  depend on order, so the table ends in exactly the state per-packet ``FlowTable.skip``
+  calls would give.
+
+Which frames qualify is exactly :func:`sniparse.decode.fast_key`'s rule (it is
+:func:`key_at` over the whole frame): Ethernet with up to two 802.1Q / 802.1ad tags,
+LINUX_SLL2, LINUX_SLL, raw IP (101, 228, 229), carrying IPv4 without options and not
+fragmented, or IPv6 with TCP right after the fixed header, with a whole TCP header.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from struct import Struct
+from typing import Any
+
+__all__ = [
+    "FAST_LINKTYPES",
+    "IMPLEMENTATION",
+    "Skipper",
+    "key_at",
+    "scan_pcap",
+    "scan_pcap_py",
+]
+
+#: Link types :func:`key_at` (and so the skipping scan) understands.
+FAST_LINKTYPES = frozenset({1, 101, 113, 228, 229, 276})
+
+_ETH_IPV4 = 0x0800
+_ETH_IPV6 = 0x86DD
+_PROTO_TCP = 6
+_SYN_FIN_RST = 0x07
+
+
+def _ip_at(buf: Any, off: int, end: int) -> tuple[bytes, int] | None:
+    """Plain IPv4 (IHL 5, not a fragment) or IPv6 (TCP right after the fixed header) at
+    ``buf[off:end]`` carrying a TCP header that is whole in the buffer: (key, flags)."""
+    if off + 40 > end:
+        return None
+    b0 = buf[off]
+    if b0 == 0x45:
+        if buf[off + 9] != _PROTO_TCP or (buf[off + 6] & 0x3F) or buf[off + 7]:
+            return None
+        tot = (buf[off + 2] << 8) | buf[off + 3]
+        t = off + 20
+        doff = (buf[t + 12] >> 4) << 2
+        if doff < 20 or tot < 20 + doff or t + doff > end:
+            return None
+        # RFC 791 §3.1: source and destination addresses, then (RFC 9293 §3.1) the ports:
+        # 12 contiguous bytes that are the direction key.
+        return bytes(buf[off + 12 : off + 24]), buf[t + 13]
+    if b0 >> 4 == 6:
+        if buf[off + 6] != _PROTO_TCP:
+            return None
+        plen = (buf[off + 4] << 8) | buf[off + 5]
+        t = off + 40
+        if t + 20 > end:
+            return None
+        doff = (buf[t + 12] >> 4) << 2
+        if doff < 20 or plen < doff or t + doff > end:
+            return None
+        return bytes(buf[off + 8 : off + 40]) + bytes(buf[t : t + 4]), buf[t + 13]
+    return None
+
+
+def key_at(linktype: int, buf: Any, p: int, caplen: int) -> tuple[bytes, int] | None:
+    """The direction key and TCP flags byte of the frame ``buf[p : p + caplen]``, or None
+    when it is not one of the simple cases (see the module notes). Never raises."""
+    end = p + caplen
+    if linktype == 1:
+        if caplen < 14:
+            return None
+        et = (buf[p + 12] << 8) | buf[p + 13]
+        if et == _ETH_IPV4 or et == _ETH_IPV6:
+            return _ip_at(buf, p + 14, end)
+        # One or two 802.1Q / 802.1ad tags: the key does not include VLAN ids.
+        q = 14
+        while (et == 0x8100 or et == 0x88A8) and q <= 18 and caplen >= q + 4:
+            et = (buf[p + q + 2] << 8) | buf[p + q + 3]
+            q += 4
+            if et == _ETH_IPV4 or et == _ETH_IPV6:
+                return _ip_at(buf, p + q, end)
+        return None
+    if linktype == 276:
+        if caplen < 20:
+            return None
+        et = (buf[p] << 8) | buf[p + 1]
+        # ARPHRD_NETLINK (0x0338) frames are never IP, whatever their protocol says.
+        if (et == _ETH_IPV4 or et == _ETH_IPV6) and not (buf[p + 8] == 3 and buf[p + 9] == 0x38):
+            return _ip_at(buf, p + 20, end)
+        return None
+    if linktype == 113:
+        if caplen < 16:
+            return None
+        et = (buf[p + 14] << 8) | buf[p + 15]
+        if (et == _ETH_IPV4 or et == _ETH_IPV6) and not (buf[p + 2] == 3 and buf[p + 3] == 0x38):
+            return _ip_at(buf, p + 16, end)
+        return None
+    if linktype == 101 or linktype == 228 or linktype == 229:
+        if caplen < 1:
+            return None
+        v = buf[p] >> 4
+        if (linktype == 228 and v != 4) or (linktype == 229 and v != 6):
+            return None
+        return _ip_at(buf, p, end)
+    return None
+
+
+_HDR = {False: Struct("<IIII").unpack_from, True: Struct(">IIII").unpack_from}
+
+#: What a scan returns: (offset where it stopped, records skipped, their captured bytes,
+#: how many of them the snaplen cut, seconds field of the last one skipped (or -1), largest
+#: skipped timestamp in ns (or -1), and whether the record at the stop offset was examined
+#: and found to need Python -- False when the scan stopped for another reason: end of the
+#: buffer, a record header the framer must look at, a record past the buffer's end).
+ScanResult = tuple[int, int, int, int, int, int, bool]
+ScanFunction = Callable[
+    [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]"], ScanResult
+]
+
+
+def scan_pcap_py(
+    buf: Any,
+    pos: int,
+    big_endian: bool,
+    rec_hdr: int,
+    ts_mult: int,
+    limit: int,
+    linktype: int,
+    check_caplen: bool,
+    decided: set[bytes],
+    pending: dict[bytes, int],
+) -> ScanResult:
+    """Skip classic pcap records of ``buf`` from ``pos`` while they are bulk packets of
+    decided flows; see :data:`ScanResult`. ``rec_hdr`` is the record header size (16, or
+    24 for the modified format), ``ts_mult`` turns the sub-second field into ns, ``limit``
+    is the framer's largest believable captured length; with ``check_caplen`` a record whose
+    captured length exceeds its original length stops the scan (the framer warns once).
+    ``pending`` receives, per skipped key, the largest timestamp skipped."""
+    n = len(buf)
+    unpack = _HDR[big_endian]
+    k = nbytes = cut = 0
+    last_sec = -1
+    max_ts = -1
+    while pos + rec_hdr <= n:
+        sec, frac, caplen, origlen = unpack(buf, pos)
+        p = pos + rec_hdr
+        end = p + caplen
+        if caplen > limit or end > n or (check_caplen and caplen > origlen):
+            return pos, k, nbytes, cut, last_sec, max_ts, False
+        kf = key_at(linktype, buf, p, caplen)
+        if kf is None or kf[1] & _SYN_FIN_RST or kf[0] not in decided:
+            return pos, k, nbytes, cut, last_sec, max_ts, True
+        ts = sec * 1_000_000_000 + frac * ts_mult
+        key = kf[0]
+        old = pending.get(key)
+        if old is None or ts > old:
+            pending[key] = ts
+        max_ts = max(max_ts, ts)
+        k += 1
+        nbytes += caplen
+        if caplen < origlen:
+            cut += 1
+        last_sec = sec
+        pos = end
+    return pos, k, nbytes, cut, last_sec, max_ts, False
+
+
+def _pick() -> tuple[ScanFunction, str]:
+    if os.environ.get("SNIPARSE_PURE", "") not in ("", "0"):
+        return scan_pcap_py, "python"
+    try:
+        speedups: Any = importlib.import_module("._speedups", __package__)
+    except ImportError:
+        return scan_pcap_py, "python"
+    return speedups.scan_pcap, "c"
+
+
+scan_pcap: ScanFunction
+#: ``"c"`` or ``"python"``: which :data:`scan_pcap` is in use.
+IMPLEMENTATION: str
+scan_pcap, IMPLEMENTATION = _pick()
+
+
+class Skipper:
+    """What the pipeline shares with the framer's skipping scan: the flow table's
+    ``decided`` set (the very object, read live), the ``pending`` idle-timer updates, the
+    scan function, and the counts of skipped records (each a frame and a TCP segment)."""
+
+    __slots__ = ("bytes", "cut", "decided", "frames", "linktypes", "max_ts", "pending", "scan")
+
+    def __init__(self, decided: set[bytes], scan: ScanFunction | None = None) -> None:
+        self.decided = decided
+        self.pending: dict[bytes, int] = {}
+        self.scan: ScanFunction = scan if scan is not None else scan_pcap
+        self.frames = 0
+        self.bytes = 0
+        self.cut = 0
+        self.max_ts = -1
+        self.linktypes: dict[int, int] = {}

@@ -1,0 +1,248 @@
+/*
+ * sniparse._speedups: the bulk-data skipping scan in C.
+ *
+ * One function, scan_pcap(), with exactly the contract of sniparse._fastpath.scan_pcap_py
+ * (read that module's notes first): walk classic pcap records from an offset of a buffer
+ * (bytes or a read-only mmap) and step over every record that is a data or pure-ACK TCP
+ * packet of a flow whose direction key is in the flow table's `decided` set, counting it;
+ * stop at the first record that needs Python and say where.
+ *
+ * Which frames qualify is sniparse._fastpath.key_at's rule, written again here:
+ * Ethernet (up to two 802.1Q / 802.1ad tags), LINUX_SLL2, LINUX_SLL, raw IP (101, 228,
+ * 229), carrying IPv4 with IHL 5 that is not a fragment (RFC 791 §3.1) or IPv6 with TCP
+ * right after the fixed header (RFC 8200 §3), and a whole TCP header (RFC 9293 §3.1). The
+ * direction key is src address + dst address + src port + dst port (sniparse.tcp.flow_key).
+ *
+ * Every read is bounds-checked against the buffer and the record's captured length; the
+ * only allocations are the key (for the set lookup) and the timestamps kept in `pending`.
+ * Plain CPython C API, no third-party headers; tests/test_fastpath.py checks it against
+ * the Python implementation and the general decoders.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint32_t rd32(const unsigned char *p, int big) {
+    if (big)
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+/* Key and flags of the IP packet at f[off:end] (end = captured length of the frame).
+ * Returns the key length (12 or 36) and fills key/flags, or 0 when not a simple case. */
+static inline int ip_key(const unsigned char *f, Py_ssize_t off, Py_ssize_t end,
+                         unsigned char *key, int *flags) {
+    if (off + 40 > end)
+        return 0;
+    unsigned char b0 = f[off];
+    if (b0 == 0x45) {
+        if (f[off + 9] != 6 || (f[off + 6] & 0x3F) || f[off + 7])
+            return 0;
+        Py_ssize_t tot = ((Py_ssize_t)f[off + 2] << 8) | f[off + 3];
+        Py_ssize_t t = off + 20;
+        Py_ssize_t doff = (Py_ssize_t)(f[t + 12] >> 4) << 2;
+        if (doff < 20 || tot < 20 + doff || t + doff > end)
+            return 0;
+        memcpy(key, f + off + 12, 12);
+        *flags = f[t + 13];
+        return 12;
+    }
+    if ((b0 >> 4) == 6) {
+        if (f[off + 6] != 6)
+            return 0;
+        Py_ssize_t plen = ((Py_ssize_t)f[off + 4] << 8) | f[off + 5];
+        Py_ssize_t t = off + 40;
+        if (t + 20 > end)
+            return 0;
+        Py_ssize_t doff = (Py_ssize_t)(f[t + 12] >> 4) << 2;
+        if (doff < 20 || plen < doff || t + doff > end)
+            return 0;
+        memcpy(key, f + off + 8, 32);
+        memcpy(key + 32, f + t, 4);
+        *flags = f[t + 13];
+        return 36;
+    }
+    return 0;
+}
+
+static inline int frame_key(long lt, const unsigned char *f, Py_ssize_t caplen,
+                            unsigned char *key, int *flags) {
+    unsigned et;
+    switch (lt) {
+    case 1:
+        if (caplen < 14)
+            return 0;
+        et = ((unsigned)f[12] << 8) | f[13];
+        if (et == 0x0800 || et == 0x86DD)
+            return ip_key(f, 14, caplen, key, flags);
+        {
+            Py_ssize_t q = 14;
+            while ((et == 0x8100 || et == 0x88A8) && q <= 18 && caplen >= q + 4) {
+                et = ((unsigned)f[q + 2] << 8) | f[q + 3];
+                q += 4;
+                if (et == 0x0800 || et == 0x86DD)
+                    return ip_key(f, q, caplen, key, flags);
+            }
+        }
+        return 0;
+    case 276:
+        if (caplen < 20)
+            return 0;
+        et = ((unsigned)f[0] << 8) | f[1];
+        if ((et == 0x0800 || et == 0x86DD) && !(f[8] == 3 && f[9] == 0x38))
+            return ip_key(f, 20, caplen, key, flags);
+        return 0;
+    case 113:
+        if (caplen < 16)
+            return 0;
+        et = ((unsigned)f[14] << 8) | f[15];
+        if ((et == 0x0800 || et == 0x86DD) && !(f[2] == 3 && f[3] == 0x38))
+            return ip_key(f, 16, caplen, key, flags);
+        return 0;
+    case 101:
+    case 228:
+    case 229:
+        if (caplen < 1)
+            return 0;
+        if ((lt == 228 && (f[0] >> 4) != 4) || (lt == 229 && (f[0] >> 4) != 6))
+            return 0;
+        return ip_key(f, 0, caplen, key, flags);
+    default:
+        return 0;
+    }
+}
+
+PyDoc_STRVAR(scan_pcap_doc,
+"scan_pcap(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
+"          decided, pending) -> (pos, skipped, bytes, cut, last_sec, max_ts, examined)\n\n"
+"Skip classic pcap records of buf from pos while they are bulk packets of decided\n"
+"flows; the C implementation of sniparse._fastpath.scan_pcap_py (same arguments,\n"
+"same result).");
+
+static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap() takes exactly 10 arguments");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    int big = PyObject_IsTrue(args[2]);
+    Py_ssize_t rh = PyLong_AsSsize_t(args[3]);
+    long long mult = PyLong_AsLongLong(args[4]);
+    long long limit = PyLong_AsLongLong(args[5]);
+    long lt = PyLong_AsLong(args[6]);
+    int check_caplen = PyObject_IsTrue(args[7]);
+    if (PyErr_Occurred() || big < 0 || check_caplen < 0)
+        return NULL;
+    PyObject *decided = args[8];
+    PyObject *pending = args[9];
+    if (!PyAnySet_Check(decided) || !PyDict_Check(pending)) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap(): decided must be a set, pending a dict");
+        return NULL;
+    }
+    if (rh < 16 || pos < 0) {
+        PyErr_SetString(PyExc_ValueError, "scan_pcap(): bad record header size or offset");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *b = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    long long k = 0, nbytes = 0, cut = 0, last_sec = -1, max_ts = -1;
+    int examined = 0;
+    int failed = 0;
+    unsigned char key[36];
+    int flags = 0;
+
+    while (pos + rh <= n) {
+        const unsigned char *h = b + pos;
+        uint32_t sec = rd32(h, big), frac = rd32(h + 4, big);
+        uint32_t caplen = rd32(h + 8, big), origlen = rd32(h + 12, big);
+        Py_ssize_t p = pos + rh;
+        if ((long long)caplen > limit || p + (Py_ssize_t)caplen > n ||
+            (check_caplen && caplen > origlen))
+            break;
+        int klen = frame_key(lt, b + p, (Py_ssize_t)caplen, key, &flags);
+        if (klen == 0 || (flags & 0x07)) {
+            examined = 1;
+            break;
+        }
+        PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
+        if (kobj == NULL) {
+            failed = 1;
+            break;
+        }
+        int in = PySet_Contains(decided, kobj);
+        if (in <= 0) {
+            Py_DECREF(kobj);
+            if (in < 0)
+                failed = 1;
+            else
+                examined = 1;
+            break;
+        }
+        long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
+        PyObject *old = PyDict_GetItemWithError(pending, kobj); /* borrowed */
+        int store = 1;
+        if (old != NULL) {
+            long long o = PyLong_AsLongLong(old);
+            if (o == -1 && PyErr_Occurred()) {
+                Py_DECREF(kobj);
+                failed = 1;
+                break;
+            }
+            store = ts > o;
+        } else if (PyErr_Occurred()) {
+            Py_DECREF(kobj);
+            failed = 1;
+            break;
+        }
+        if (store) {
+            PyObject *tso = PyLong_FromLongLong(ts);
+            if (tso == NULL || PyDict_SetItem(pending, kobj, tso) < 0) {
+                Py_XDECREF(tso);
+                Py_DECREF(kobj);
+                failed = 1;
+                break;
+            }
+            Py_DECREF(tso);
+        }
+        Py_DECREF(kobj);
+        if (ts > max_ts)
+            max_ts = ts;
+        k++;
+        nbytes += caplen;
+        if (caplen < origlen)
+            cut++;
+        last_sec = sec;
+        pos = p + (Py_ssize_t)caplen;
+    }
+    PyBuffer_Release(&view);
+    if (failed)
+        return NULL;
+    return Py_BuildValue("(nLLLLLO)", pos, k, nbytes, cut, last_sec, max_ts,
+                         examined ? Py_True : Py_False);
+}
+
+static PyMethodDef methods[] = {
+    {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "sniparse._speedups",
+    "Optional C speedups for sniparse (see sniparse._fastpath).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }

@@ -63,7 +63,8 @@ Rules
   pure-ACK packets of a key in ``decided``, so a caller may skip them (never SYN/FIN/RST)
   without changing any result; the price is that an ``A``/``D`` letter first seen after
   that point is missing from ``history``. Skipped packets do not refresh the idle timer; a
-  caller that wants exact idle expiry calls :meth:`FlowTable.skip`.
+  caller that wants exact idle expiry calls :meth:`FlowTable.skip` (or, in batches,
+  :meth:`FlowTable.touch`); a fed packet of a decided key does exactly that.
 * **Bounds.** ``stream_cap`` bytes per direction, ``max_flows`` live flows (the oldest is
   evicted with a ``limit`` Issue), bounded prelude scans.
 """
@@ -384,7 +385,9 @@ class FlowTable:
             key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
         flags = seg.flags
         if not flags & (SYN | FIN | RST) and key in self.decided:
-            # Exactly what a caller that skips this packet gets (see module notes).
+            # Exactly what a caller that skips this packet and calls skip() gets (see
+            # module notes): only the idle timer moves.
+            self.skip(key, seg.ts_ns)
             return out
         pure_syn = (flags & (SYN | ACK)) == SYN
         flow = self._flows.get(key)

@@ -701,7 +701,7 @@ class FlowTable:
             )
 
     # -- the server's reaction ------------------------------------------------------------
-    def _read_server(self, flow: _Flow) -> None:
+    def _read_server(self, flow: _Flow, final: bool = False) -> None:
         s = flow.server
         st = s.stream
         if st is None or not st.data:
@@ -761,6 +761,19 @@ class FlowTable:
                 flow.server_other = "the server's first TLS message exceeds the buffer"
                 self._server_answered(flow)
             return
+        al = r.alert
+        if r.kind == "alert" and al is not None and al.level == 1 and al.description not in (0, 90):
+            # A warning (typically unrecognized_name, RFC 6066 §3) is not the server's
+            # answer when a ServerHello follows it: judge by what comes after, and keep the
+            # warning only when nothing follows before the server's stream ends.
+            try:
+                after = read_server_reaction(buf, flow.sstart, past_warnings=True)
+            except DecodeError:
+                after = None
+            if after is not None:
+                r = after
+            elif not (final or s.fin or s.rst or st.full or st.blocked_by_cut()):
+                return
         self._set_reaction(flow, st, flow.sstart, r)
         self._server_answered(flow)
 
@@ -911,7 +924,7 @@ class FlowTable:
             # The hello start was only recognised now (too few bytes before): read the
             # server's reaction and replay the FIN/RST events that were held back.
             if flow.server_other is None:
-                self._read_server(flow)
+                self._read_server(flow, final=True)
             if flow.outcome is None:
                 s = flow.server
                 events = [(t, k) for t, k in ((s.rst_ts, "server_reset"), (s.fin_ts, "server_close"),

@@ -213,6 +213,31 @@ def test_alert_112() -> None:
     assert h.conn_state == "SF"
 
 
+def test_warning_alert_then_server_hello_is_served() -> None:
+    # RFC 6066 §3 lets a server warn unrecognized_name and carry on: the answer is the
+    # ServerHello that follows, in the same segment or a later one.
+    warn = _record(21, bytes([1, 112]))
+    for split in (False, True):
+        c = Conv().handshake()
+        c.cdata(HELLO_NOSNI)
+        if split:
+            c.sdata(warn)
+            c.sdata(server_hello())
+        else:
+            c.sdata(warn + server_hello())
+        c.sfin().cfin()
+        h = one(c.segs)
+        assert (h.outcome, h.alert) == ("server_hello", None), split
+
+
+def test_lone_warning_alert_is_the_answer() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.sdata(_record(21, bytes([1, 112]))).sfin().cfin()
+    h = one(c.segs)
+    assert (h.outcome, h.alert) == ("alert", 112)
+
+
 def test_server_hello_with_sni_sf() -> None:
     c = Conv().handshake()
     c.cdata(HELLO_SNI)

@@ -49,6 +49,9 @@ from typing import Any
 __all__ = [
     "FAST_LINKTYPES",
     "IMPLEMENTATION",
+    "STOP_EXAMINED",
+    "STOP_EXPIRE",
+    "STOP_OTHER",
     "Skipper",
     "key_at",
     "scan_pcap",
@@ -141,14 +144,20 @@ def key_at(linktype: int, buf: Any, p: int, caplen: int) -> tuple[bytes, int] | 
 _HDR = {False: Struct("<IIII").unpack_from, True: Struct(">IIII").unpack_from}
 
 #: What a scan returns: (offset where it stopped, records skipped, their captured bytes,
-#: how many of them the snaplen cut, seconds field of the last one skipped (or -1), largest
-#: skipped timestamp in ns (or -1), and whether the record at the stop offset was examined
-#: and found to need Python -- False when the scan stopped for another reason: end of the
-#: buffer, a record header the framer must look at, a record past the buffer's end).
-ScanResult = tuple[int, int, int, int, int, int, bool]
+#: how many of them the snaplen cut, seconds field of the last one skipped (or -1), its
+#: timestamp in ns (or -1), the largest skipped timestamp in ns (or -1), and why it
+#: stopped: :data:`STOP_EXAMINED` (the record at the offset was examined and needs
+#: Python), :data:`STOP_OTHER` (end of the buffer, a record header the framer must look
+#: at, a record past the buffer's end) or :data:`STOP_EXPIRE` (the last record skipped had
+#: a timestamp at or past ``stop_ts``: time for the flow table's idle sweep).
+ScanResult = tuple[int, int, int, int, int, int, int, int]
 ScanFunction = Callable[
-    [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]"], ScanResult
+    [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]", int],
+    ScanResult,
 ]
+STOP_EXAMINED = 0
+STOP_OTHER = 1
+STOP_EXPIRE = 2
 
 
 def scan_pcap_py(
@@ -162,27 +171,28 @@ def scan_pcap_py(
     check_caplen: bool,
     decided: set[bytes],
     pending: dict[bytes, int],
+    stop_ts: int,
 ) -> ScanResult:
     """Skip classic pcap records of ``buf`` from ``pos`` while they are bulk packets of
     decided flows; see :data:`ScanResult`. ``rec_hdr`` is the record header size (16, or
     24 for the modified format), ``ts_mult`` turns the sub-second field into ns, ``limit``
     is the framer's largest believable captured length; with ``check_caplen`` a record whose
     captured length exceeds its original length stops the scan (the framer warns once).
-    ``pending`` receives, per skipped key, the largest timestamp skipped."""
+    ``pending`` receives, per skipped key, the largest timestamp skipped; the scan stops
+    after skipping a record whose timestamp is ``stop_ts`` or later."""
     n = len(buf)
     unpack = _HDR[big_endian]
     k = nbytes = cut = 0
-    last_sec = -1
-    max_ts = -1
+    last_sec = last_ts = max_ts = -1
     while pos + rec_hdr <= n:
         sec, frac, caplen, origlen = unpack(buf, pos)
         p = pos + rec_hdr
         end = p + caplen
         if caplen > limit or end > n or (check_caplen and caplen > origlen):
-            return pos, k, nbytes, cut, last_sec, max_ts, False
+            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_OTHER
         kf = key_at(linktype, buf, p, caplen)
         if kf is None or kf[1] & _SYN_FIN_RST or kf[0] not in decided:
-            return pos, k, nbytes, cut, last_sec, max_ts, True
+            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_EXAMINED
         ts = sec * 1_000_000_000 + frac * ts_mult
         key = kf[0]
         old = pending.get(key)
@@ -194,8 +204,11 @@ def scan_pcap_py(
         if caplen < origlen:
             cut += 1
         last_sec = sec
+        last_ts = ts
         pos = end
-    return pos, k, nbytes, cut, last_sec, max_ts, False
+        if ts >= stop_ts:
+            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_EXPIRE
+    return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_OTHER
 
 
 def _pick() -> tuple[ScanFunction, str]:
@@ -217,14 +230,34 @@ scan_pcap, IMPLEMENTATION = _pick()
 class Skipper:
     """What the pipeline shares with the framer's skipping scan: the flow table's
     ``decided`` set (the very object, read live), the ``pending`` idle-timer updates, the
-    scan function, and the counts of skipped records (each a frame and a TCP segment)."""
+    scan function, the counts of skipped records (each a frame and a TCP segment), and the
+    idle sweep: when a skipped record's timestamp reaches ``next_expire`` the framer calls
+    ``on_expire(ts)`` -- the sweep the per-record loop runs after every TCP segment."""
 
-    __slots__ = ("bytes", "cut", "decided", "frames", "linktypes", "max_ts", "pending", "scan")
+    __slots__ = (
+        "bytes",
+        "cut",
+        "decided",
+        "frames",
+        "linktypes",
+        "max_ts",
+        "next_expire",
+        "on_expire",
+        "pending",
+        "scan",
+    )
 
-    def __init__(self, decided: set[bytes], scan: ScanFunction | None = None) -> None:
+    def __init__(
+        self,
+        decided: set[bytes],
+        scan: ScanFunction | None = None,
+        on_expire: Callable[[int], None] | None = None,
+    ) -> None:
         self.decided = decided
         self.pending: dict[bytes, int] = {}
         self.scan: ScanFunction = scan if scan is not None else scan_pcap
+        self.on_expire: Callable[[int], None] = on_expire or (lambda ts: None)
+        self.next_expire = 1 << 62
         self.frames = 0
         self.bytes = 0
         self.cut = 0

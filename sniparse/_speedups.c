@@ -115,15 +115,16 @@ static inline int frame_key(long lt, const unsigned char *f, Py_ssize_t caplen,
 
 PyDoc_STRVAR(scan_pcap_doc,
 "scan_pcap(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
-"          decided, pending) -> (pos, skipped, bytes, cut, last_sec, max_ts, examined)\n\n"
+"          decided, pending, stop_ts)\n"
+"    -> (pos, skipped, bytes, cut, last_sec, last_ts, max_ts, why)\n\n"
 "Skip classic pcap records of buf from pos while they are bulk packets of decided\n"
 "flows; the C implementation of sniparse._fastpath.scan_pcap_py (same arguments,\n"
 "same result).");
 
 static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "scan_pcap() takes exactly 10 arguments");
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap() takes exactly 11 arguments");
         return NULL;
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
@@ -135,6 +136,7 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
     long long limit = PyLong_AsLongLong(args[5]);
     long lt = PyLong_AsLong(args[6]);
     int check_caplen = PyObject_IsTrue(args[7]);
+    long long stop_ts = PyLong_AsLongLong(args[10]);
     if (PyErr_Occurred() || big < 0 || check_caplen < 0)
         return NULL;
     PyObject *decided = args[8];
@@ -152,8 +154,8 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     const unsigned char *b = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
-    long long k = 0, nbytes = 0, cut = 0, last_sec = -1, max_ts = -1;
-    int examined = 0;
+    long long k = 0, nbytes = 0, cut = 0, last_sec = -1, last_ts = -1, max_ts = -1;
+    int why = 1; /* STOP_OTHER */
     int failed = 0;
     unsigned char key[36];
     int flags = 0;
@@ -168,7 +170,7 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
             break;
         int klen = frame_key(lt, b + p, (Py_ssize_t)caplen, key, &flags);
         if (klen == 0 || (flags & 0x07)) {
-            examined = 1;
+            why = 0; /* STOP_EXAMINED */
             break;
         }
         PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
@@ -182,7 +184,7 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
             if (in < 0)
                 failed = 1;
             else
-                examined = 1;
+                why = 0;
             break;
         }
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
@@ -219,13 +221,17 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
         if (caplen < origlen)
             cut++;
         last_sec = sec;
+        last_ts = ts;
         pos = p + (Py_ssize_t)caplen;
+        if (ts >= stop_ts) {
+            why = 2; /* STOP_EXPIRE */
+            break;
+        }
     }
     PyBuffer_Release(&view);
     if (failed)
         return NULL;
-    return Py_BuildValue("(nLLLLLO)", pos, k, nbytes, cut, last_sec, max_ts,
-                         examined ? Py_True : Py_False);
+    return Py_BuildValue("(nLLLLLLi)", pos, k, nbytes, cut, last_sec, last_ts, max_ts, why);
 }
 
 static PyMethodDef methods[] = {

@@ -63,7 +63,15 @@ _SCANS: dict[str, _fastpath.ScanFunction | None] = {
 class Analysis:
     """One pass over a capture: iterate it for handshakes, then read ``issues`` and
     :meth:`stats`. Used by :func:`analyze` and :func:`iter_handshakes`; handy when a
-    caller wants to stream handshakes *and* keep the capture statistics."""
+    caller wants to stream handshakes *and* keep the capture statistics.
+
+    ``fastpath`` chooses how bulk packets of decided flows are skipped; every choice gives
+    the same handshakes, issues and statistics (``tests/test_fastpath.py``): ``"auto"``
+    (a single classic pcap source is skipped inside its framer, with the C scan when built
+    unless ``SNIPARSE_PURE=1``), ``"c"`` / ``"python"`` (that scan), ``"off"`` (the
+    per-record loop: each frame's key is read and a decided packet is dropped before
+    decoding), ``"none"`` (every frame is decoded and fed; nothing counts as
+    ``bulk_skipped``; the reference the others are checked against)."""
 
     def __init__(
         self,
@@ -74,12 +82,13 @@ class Analysis:
         max_flows: int = 1_000_000,
         fastpath: str = "auto",
     ) -> None:
-        if fastpath not in ("auto", "off", *_SCANS):
-            raise ValueError(f"fastpath: {fastpath!r} is not auto, c, python or off")
+        if fastpath not in ("auto", "off", "none", *_SCANS):
+            raise ValueError(f"fastpath: {fastpath!r} is not auto, c, python, off or none")
         if fastpath == "c" and _SCANS["c"] is None:
             raise ValueError("fastpath 'c': the sniparse._speedups extension is not built")
         self.fastpath = fastpath
         self.skipper: Skipper | None = None
+        self._held: list[Handshake] = []
         self.issues = Issues()
         self.progress = progress
         self.reader = CaptureReader(_as_sources(source), self.issues, progress=None)
@@ -99,13 +108,13 @@ class Analysis:
     def __iter__(self) -> Iterator[Handshake]:
         reader = self.reader
         fused = (
-            self.fastpath != "off"
+            self.fastpath not in ("off", "none")
             and len(reader.files) == 1
             and reader.formats[0].split("+")[0] == "pcap"
         )
         if fused:
             scan = None if self.fastpath == "auto" else _SCANS[self.fastpath]
-            self.skipper = reader.skipper = Skipper(self.table.decided, scan)
+            self.skipper = reader.skipper = Skipper(self.table.decided, scan, self._sweep)
             if self.progress is not None:
                 reader.progress = self.progress
             return self._fused(self.skipper)
@@ -122,6 +131,7 @@ class Analysis:
         linktypes = self._linktypes
         progress = self.progress
         reader = self.reader
+        use_key = self.fastpath != "none"
         frames = nbytes = truncated = segments = skipped = 0
         first_ts: int | None = None
         last_ts = 0
@@ -144,7 +154,7 @@ class Analysis:
                 if progress is not None and frames % _PROGRESS_EVERY == 0:
                     progress(reader.bytes_read, reader.bytes_total)
 
-                fk = fast_key(lt, data)
+                fk = fast_key(lt, data) if use_key else None
                 key = None
                 if fk is not None:
                     key = fk[0]
@@ -153,6 +163,13 @@ class Analysis:
                         skip(key, ts)
                         skipped += 1
                         segments += 1
+                        if ts >= next_expire:
+                            # The sweep runs after every TCP segment, skipped or not,
+                            # so skipping cannot move it.
+                            next_expire = ts + _EXPIRE_EVERY_NS
+                            expired = table.expire(ts)
+                            if expired:
+                                yield from expired
                         continue
                 seg = decode_segment(rec, issues, counters)
                 if seg is None:
@@ -170,6 +187,17 @@ class Analysis:
         finally:
             self._done(frames, nbytes, truncated, segments, skipped, first_ts, last_ts)
 
+    def _sweep(self, ts: int) -> None:
+        """The idle sweep, called by the framer when a skipped packet's time reaches
+        ``Skipper.next_expire``; what it closes is yielded before the next record."""
+        sk = self.skipper
+        assert sk is not None
+        if sk.pending:
+            self.table.touch(sk.pending)
+            sk.pending.clear()
+        sk.next_expire = ts + _EXPIRE_EVERY_NS
+        self._held.extend(self.table.expire(ts))
+
     def _fused(self, sk: Skipper) -> Iterator[Handshake]:
         """One classic pcap source: its framer counts and steps over bulk packets of
         decided flows (:mod:`sniparse._fastpath`); only the other records come here.
@@ -186,9 +214,12 @@ class Analysis:
         frames = nbytes = truncated = segments = 0
         first_ts: int | None = None
         last_ts = 0
-        next_expire = 0
+        held = self._held
         try:
             for rec in reader:
+                if held:
+                    yield from held
+                    held.clear()
                 frames += 1
                 data = rec.data
                 caplen = len(data)
@@ -200,7 +231,7 @@ class Analysis:
                 ts = rec.ts_ns
                 if first_ts is None:
                     first_ts = ts
-                    next_expire = ts + _EXPIRE_EVERY_NS
+                    sk.next_expire = ts + _EXPIRE_EVERY_NS
                 last_ts = max(last_ts, ts)
                 if progress is not None and frames % _PROGRESS_EVERY == 0:
                     progress(reader.bytes_read, reader.bytes_total)
@@ -214,11 +245,17 @@ class Analysis:
                 out = feed(seg)
                 if out:
                     yield from out
-                if ts >= next_expire:
-                    next_expire = ts + _EXPIRE_EVERY_NS
+                if ts >= sk.next_expire:
+                    sk.next_expire = ts + _EXPIRE_EVERY_NS
+                    if pending:
+                        touch(pending)
+                        pending.clear()
                     expired = table.expire(ts)
                     if expired:
                         yield from expired
+            if held:
+                yield from held
+                held.clear()
             if pending:
                 touch(pending)
                 pending.clear()

@@ -36,7 +36,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from ._fastpath import FAST_LINKTYPES, Skipper, key_at
+from ._fastpath import FAST_LINKTYPES, STOP_EXAMINED, STOP_EXPIRE, Skipper, key_at
 from .errors import Issues, MalformedError
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -370,8 +370,9 @@ class PcapFramer:
                     self._report_resync(r, n)
                     pos = r
                 while pos + rh <= n:
-                    pos, k, nb, ct, lsec, mts, examined = scan(
-                        buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending
+                    pos, k, nb, ct, lsec, lts, mts, why = scan(
+                        buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending,
+                        sk.next_expire,
                     )
                     if k:
                         frame += k
@@ -380,6 +381,9 @@ class PcapFramer:
                         ncut += ct
                         last = lsec
                         max_ts = max(max_ts, mts)
+                        if why == STOP_EXPIRE:
+                            sk.on_expire(lts)
+                            continue
                         if pos + rh > n:
                             break
                     sec, frac, caplen, origlen = unpack(buf, pos)
@@ -393,7 +397,7 @@ class PcapFramer:
                         self._warn_caplen(caplen, origlen, frame + 1)
                     frame += 1
                     ts = sec * 1_000_000_000 + frac * mult
-                    if not examined:
+                    if why != STOP_EXAMINED:
                         kf = key_at(lt, buf, pos + rh, caplen)
                         if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
                             key = kf[0]
@@ -407,6 +411,8 @@ class PcapFramer:
                                 ncut += 1
                             pos = end
                             last = sec
+                            if ts >= sk.next_expire:
+                                sk.on_expire(ts)
                             continue
                     yield tnew(rtype, (frame, ts, lt, buf[pos + rh : end], origlen, iface))
                     pos = end

@@ -1,0 +1,309 @@
+"""The bulk fast path gives exactly what the general decoders give.
+
+``Analysis(fastpath=...)``: ``"none"`` decodes and feeds every frame (the reference),
+``"off"`` is the per-record loop that drops decided packets after reading their key,
+``"python"`` and ``"c"`` skip them inside the pcap framer with the pure-Python or the C
+scan (``sniparse._fastpath``). All must agree on handshakes, issues and statistics (only
+``bulk_skipped`` is absent from the reference) on every fixture capture, every corpus
+capture, and generated bulk captures in every pcap variant the scan reads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sniparse import _fastpath
+from sniparse.analyze import _SCANS, Analysis
+from sniparse.decode import fast_key
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+HAVE_C = _SCANS["c"] is not None
+MODES = ["none", "off", "python"] + (["c"] if HAVE_C else [])
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".xz", ".zst", ".bz2")
+
+
+def _run(source: Any, mode: str, **kw: Any) -> tuple[Any, ...]:
+    map_window = kw.pop("map_window", None)
+    a = Analysis(source, fastpath=mode, **kw)
+    if map_window is not None:
+        a.reader.map_window = map_window
+    hs = sorted((astuple(h)[:-1] for h in a), key=repr)  # client_hello (last) aside
+    st = a.stats()
+    decode = dict(st.decode)
+    skipped = decode.pop("bulk_skipped", 0)
+    stats = (st.files, st.frames, st.bytes, st.first_ts_ns, st.last_ts_ns, st.linktypes,
+             st.tcp_segments, st.truncated_frames, decode, st.flows)
+    return hs, [repr(i) for i in a.issues.to_list()], stats, skipped
+
+
+def _agree(source: Any, **kw: Any) -> int:
+    """Run every mode; assert they agree; return how many packets were skipped."""
+    ref = _run(source, "none", **kw)
+    assert ref[3] == 0
+    skipped = None
+    for mode in MODES[1:]:
+        got = _run(source, mode, **kw)
+        assert got[0] == ref[0], f"{mode}: handshakes differ"
+        assert got[1] == ref[1], f"{mode}: issues differ"
+        assert got[2] == ref[2], f"{mode}: statistics differ"
+        if skipped is None:
+            skipped = got[3]
+        assert got[3] == skipped, f"{mode}: bulk_skipped {got[3]} != {skipped}"
+    return skipped or 0
+
+
+def _captures(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(CAPTURE_SUFFIXES)
+    )
+
+
+FIXTURE_CAPTURES = _captures(Path(__file__).resolve().parent.parent / "fixtures")
+
+
+@pytest.mark.parametrize(
+    "path", FIXTURE_CAPTURES, ids=[p.name for p in FIXTURE_CAPTURES]
+)
+def test_every_fixture(path: Path) -> None:
+    _agree(str(path))
+
+
+def test_fixtures_found() -> None:
+    assert len(FIXTURE_CAPTURES) >= 20
+
+
+@pytest.mark.corpus
+def test_every_corpus_capture(corpus_dir: Path) -> None:
+    files = _captures(corpus_dir / "files")
+    assert files
+    for path in files:
+        try:
+            _agree(str(path))
+        except AssertionError as e:
+            raise AssertionError(f"{path.relative_to(corpus_dir)}: {e}") from None
+
+
+# -- generated bulk captures, in every pcap variant ----------------------------------------
+
+
+def _generate(tmp: Path, link: str, mix: str = "bulk", packets: int = 4000) -> bytes:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import gen_capture
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp / f"{mix}-{link}.pcap"
+    gen_capture.generate(out, packets=packets, seed=3, mix=mix, link=link)
+    return out.read_bytes()
+
+
+def _records(data: bytes) -> tuple[bytes, list[tuple[int, int, int, bytes]]]:
+    """(file header, [(sec, usec, origlen, frame)]) of a little-endian µs pcap."""
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"
+    out = []
+    pos = 24
+    while pos + 16 <= len(data):
+        sec, usec, caplen, origlen = struct.unpack_from("<IIII", data, pos)
+        out.append((sec, usec, origlen, data[pos + 16 : pos + 16 + caplen]))
+        pos += 16 + caplen
+    return data[:24], out
+
+
+def _write(header: bytes, recs: list[tuple[int, int, int, bytes]], *, endian: str = "<",
+           nsec: bool = False, modified: bool = False, snaplen: int | None = None) -> bytes:
+    magic = 0xA1B2CD34 if modified else (0xA1B23C4D if nsec else 0xA1B2C3D4)
+    _m, vmaj, vmin, zone, sig, snap, lt = struct.unpack("<IHHiIII", header)
+    parts = [struct.pack(endian + "IHHiIII", magic, vmaj, vmin, zone, sig,
+                         snaplen or snap, lt)]
+    for sec, usec, origlen, frame in recs:
+        if snaplen is not None:
+            frame = frame[:snaplen]
+        frac = usec * 1000 if nsec else usec
+        parts.append(struct.pack(endian + "IIII", sec, frac, len(frame), origlen))
+        if modified:
+            parts.append(struct.pack(endian + "IHBx", 1, 0x0800, 0))
+        parts.append(frame)
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def bulk_ether(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return _generate(tmp_path_factory.mktemp("gen"), "ether")
+
+
+@pytest.fixture(scope="module")
+def bulk_sll2(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return _generate(tmp_path_factory.mktemp("gen"), "sll2")
+
+
+def test_generated_bulk_skips_most_packets(bulk_ether: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "bulk.pcap"
+    path.write_bytes(bulk_ether)
+    skipped = _agree(str(path))
+    frames = len(_records(bulk_ether)[1])
+    assert skipped > frames // 2, (skipped, frames)
+    # Bytes (chunked framing) and small memory-map windows (records across windows).
+    assert _agree(bulk_ether) == skipped
+    assert _agree(str(path), map_window=65536) == skipped
+
+
+def test_generated_sll2(bulk_sll2: bytes) -> None:
+    assert _agree(bulk_sll2) > 0
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"endian": ">"},
+        {"nsec": True},
+        {"endian": ">", "nsec": True},
+        {"modified": True},
+        {"endian": ">", "modified": True},
+        {"snaplen": 200},
+        {"snaplen": 64},
+    ],
+    ids=lambda v: ",".join(f"{k}={v[k]}" for k in v),
+)
+def test_pcap_variants(bulk_ether: bytes, variant: dict[str, Any]) -> None:
+    header, recs = _records(bulk_ether)
+    data = _write(header, recs, **variant)
+    skipped = _agree(data)
+    if "snaplen" not in variant:
+        # (With a short snaplen the hellos are cut: their flows stay open, nothing to skip.)
+        assert skipped > 0
+
+
+def test_corrupt_and_odd_records(bulk_ether: bytes) -> None:
+    header, recs = _records(bulk_ether)
+    rng = random.Random(7)
+    recs = list(recs)
+    # A record claiming more captured bytes than it had on the wire (warned once),
+    # timestamps out of order, and a corrupt record header in the middle (resync).
+    i = len(recs) // 3
+    sec, usec, _origlen, frame = recs[i]
+    recs[i] = (sec, usec, len(frame) - 1, frame)
+    j = len(recs) // 2
+    recs[j], recs[j + 1] = recs[j + 1], recs[j]
+    data = bytearray(_write(header, recs))
+    pos = 24
+    for _ in range(2 * len(recs) // 3):
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    struct.pack_into("<I", data, pos + 8, 0x7FFFFFF0)
+    _agree(bytes(data))
+    # Random damage, a few times: whatever happens, every mode sees the same.
+    for _ in range(3):
+        bad = bytearray(bulk_ether)
+        for _ in range(20):
+            k = rng.randrange(24, len(bad))
+            bad[k] = rng.randrange(256)
+        _agree(bytes(bad[: rng.randrange(len(bad) // 2, len(bad))]))
+
+
+def test_idle_expiry_is_exact(bulk_ether: bytes) -> None:
+    # A short idle timeout closes decided flows between their bulk packets unless the
+    # skipped packets keep their timers moving; all modes must close the same flows.
+    header, recs = _records(bulk_ether)
+    spread = [(sec + k // 50, usec, origlen, frame)
+              for k, (sec, usec, origlen, frame) in enumerate(recs)]
+    data = _write(header, spread)
+    for timeout in (0.5, 3.0):
+        _agree(data, idle_timeout=timeout)
+
+
+def test_handshake_mix(tmp_path: Path) -> None:
+    _agree(_generate(tmp_path, "sll2", mix="handshake", packets=1500))
+
+
+# -- the scan itself -------------------------------------------------------------------------
+
+
+def _all_keys(data: bytes, lt: int) -> set[bytes]:
+    keys = set()
+    for _sec, _usec, _orig, frame in _records(data)[1]:
+        k = fast_key(lt, frame)
+        if k is not None:
+            keys.add(k[0])
+    return keys
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
+def test_c_scan_matches_python_scan(bulk_ether: bytes) -> None:
+    c_scan = _SCANS["c"]
+    assert c_scan is not None
+    decided = _all_keys(bulk_ether, 1)
+    rng = random.Random(11)
+    buffers = [bulk_ether, bulk_ether[: len(bulk_ether) // 2 + 3]]
+    for _ in range(4):
+        bad = bytearray(bulk_ether)
+        for _ in range(200):
+            k = rng.randrange(24, len(bad))
+            bad[k] = rng.randrange(256)
+        buffers.append(bytes(bad))
+    for buf in buffers:
+        for big in (False, True):
+            for check in (False, True):
+                pos = 24
+                steps = 0
+                while pos < len(buf) and steps < 400:
+                    pend_py: dict[bytes, int] = {}
+                    pend_c: dict[bytes, int] = {}
+                    args = (big, 16, 1000, 262144, 1, check)
+                    stop = rng.choice([1 << 62, 0, 1_600_000_000 * 10**9 + rng.randrange(10**12)])
+                    r_py = _fastpath.scan_pcap_py(buf, pos, *args, decided, pend_py, stop)
+                    r_c = c_scan(buf, pos, *args, decided, pend_c, stop)
+                    assert r_py == r_c
+                    assert pend_py == pend_c
+                    steps += 1
+                    pos = max(r_py[0], pos) + rng.randrange(1, 64)
+
+
+def test_scan_on_a_memory_map(bulk_ether: bytes, tmp_path: Path) -> None:
+    import mmap
+
+    path = tmp_path / "m.pcap"
+    path.write_bytes(bulk_ether)
+    decided = _all_keys(bulk_ether, 1)
+    offsets = []
+    pos = 24
+    while pos + 16 <= len(bulk_ether):
+        offsets.append(pos)
+        pos += 16 + struct.unpack_from("<I", bulk_ether, pos + 8)[0]
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        for name, scan in _SCANS.items():
+            if scan is None:
+                continue
+            results = [scan(mm, p, False, 16, 1000, 262144, 1, True, decided, {}, 1 << 62)
+                       for p in offsets[:300]]
+            assert results == [
+                scan(bulk_ether, p, False, 16, 1000, 262144, 1, True, decided, {}, 1 << 62)
+                for p in offsets[:300]
+            ], name
+            assert max(r[1] for r in results) > 10, name
+        mm.close()  # no buffer export left behind
+
+
+def test_sniparse_pure_selects_the_fallback() -> None:
+    code = "import sniparse._fastpath as f; print(f.IMPLEMENTATION)"
+    env = dict(os.environ, SNIPARSE_PURE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "python"
+    env["SNIPARSE_PURE"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == ("c" if HAVE_C else "python")
+
+
+def test_bad_mode() -> None:
+    with pytest.raises(ValueError):
+        Analysis(b"", fastpath="fast")

@@ -9,7 +9,8 @@ Per ClientHello (the first hello of each tshark TCP stream; a second hello in th
 is the one after a HelloRetryRequest and belongs to the same record) sniparse must have a
 handshake with the same (client ip, client port, server ip, server port) and a frame inside
 the hello's segments (or the nearest one in time). Compared: SNI presence and value, JA3
-(MD5 and the full string), ALPN. ``retransmitted_client_hellos`` must not add handshakes: the
+(MD5 and the full string), ALPN, offered versions, the ECH flag, the hello's first frame
+and its number of TCP segments. ``retransmitted_client_hellos`` must not add handshakes: the
 number of sniparse records per 4-tuple may not exceed tshark's number of streams with a hello.
 
 Per flow (tshark ``streams["tcp:N"]``): the facts "ServerHello seen", "a RST came before the
@@ -71,6 +72,12 @@ class Figures:
     flows_compared: int = 0
     outcome_agree: int = 0
     duplicates: int = 0
+    frame_agree: int = 0
+    segments_agree: int = 0
+    versions_compared: int = 0
+    versions_agree: int = 0
+    ech_compared: int = 0
+    ech_agree: int = 0
     sh_seen: int = 0
     sh_seen_agree: int = 0
     rst_first: int = 0
@@ -157,7 +164,11 @@ def expected_outcomes(stream: dict[str, Any] | None, hello_frame: int) -> set[st
     if sh and sh_frame:
         events.append((int(sh_frame), "server_hello"))
     if first_alert is not None:
-        events.append((int(first_alert["frame"]), f"alert:{first_alert['desc']}"))
+        warning = str(first_alert.get("level")) == "1"
+        if not (warning and sh and sh_frame and int(sh_frame) >= int(first_alert["frame"])):
+            # A warning alert (unrecognized_name, RFC 6066 §3) followed by a ServerHello is
+            # a served handshake; any other first alert is the server's reaction.
+            events.append((int(first_alert["frame"]), f"alert:{first_alert['desc']}"))
     if rst_frame and rst_frame > hello_frame and rst_side in ("server", "client"):
         events.append((int(rst_frame), f"{rst_side}_reset"))
     events.sort()
@@ -170,6 +181,13 @@ def expected_outcomes(stream: dict[str, Any] | None, hello_frame: int) -> set[st
         # tshark does not give FIN frames: a server FIN may have come before any of these.
         allowed.add("server_close")
     return allowed
+
+
+def _version_name(v: str) -> str:
+    """tshark prints TLS 1.3 draft versions as raw hex (``0x7f1c``); sniparse names them."""
+    if v.startswith("0x7f") and len(v) == 6:
+        return f"TLSv1.3-draft{int(v[4:], 16)}"
+    return v
 
 
 def our_outcome(h: Handshake) -> str:
@@ -256,6 +274,31 @@ def compare_capture(
                 yield Disagreement(cap, frame, "ja3_string", str(pick.ja3_string),
                                    str(th["ja3_full"]))
 
+        # The hello's first segment (Wireshark's frame numbers) and segment count.
+        t_first = int(th.get("first_segment_frame") or th["frame"])
+        t_segs = int(th.get("tcp_segment_count") or 1)
+        figures.frame_agree += pick.frame == t_first
+        figures.segments_agree += pick.segments == t_segs
+        if pick.frame != t_first:
+            yield Disagreement(cap, frame, "frame", str(pick.frame), str(t_first))
+        if pick.segments != t_segs:
+            yield Disagreement(cap, frame, "segments", str(pick.segments), str(t_segs))
+
+        if pick.sni_status != "malformed":
+            figures.versions_compared += 1
+            t_vers = tuple(th.get("supported_versions") or ()) or (th["handshake_version"],)
+            t_vers = tuple(_version_name(v) for v in t_vers)
+            if sorted(pick.versions) == sorted(t_vers):
+                figures.versions_agree += 1
+            else:
+                yield Disagreement(cap, frame, "versions", repr(pick.versions), repr(t_vers))
+            marks = " ".join(th.get("ech") or [])
+            figures.ech_compared += 1
+            if pick.ech == ("0xfe0d" in marks):
+                figures.ech_agree += 1
+            else:
+                yield Disagreement(cap, frame, "ech", str(pick.ech), marks)
+
         if th["proto"] == "tls":
             figures.alpn_compared += 1
             t_alpn = tuple(th.get("alpn") or ())
@@ -312,6 +355,10 @@ def _print_figures(f: Figures, explained: int, unexplained: int) -> str:
         f"  JA3 md5 agree:       {pct(f.ja3_agree, f.ja3_compared)}",
         f"  JA3 string agree:    {pct(f.ja3_string_agree, f.ja3_compared)}",
         f"  ALPN agree:          {pct(f.alpn_agree, f.alpn_compared)}",
+        f"  versions agree:      {pct(f.versions_agree, f.versions_compared)}",
+        f"  ECH flag agree:      {pct(f.ech_agree, f.ech_compared)}",
+        f"  first frame agree:   {pct(f.frame_agree, f.found)}",
+        f"  segment count agree: {pct(f.segments_agree, f.found)}",
         f"  outcome facts agree: {pct(f.outcome_agree, f.flows_compared)}",
         (f"    ServerHello seen by tshark, sniparse server_hello: "
          f"{pct(f.sh_seen_agree, f.sh_seen)}"),

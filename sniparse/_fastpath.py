@@ -26,11 +26,14 @@ What a skipped packet still changes, and how it is kept exact:
 
 * capture statistics (frames, bytes, frames cut by the snaplen, frames per link type, TCP
   segments, ``bulk_skipped``): counted in :class:`Skipper` and added by the pipeline;
-* the idle timer of its flow: the largest skipped timestamp per key is kept in
-  ``Skipper.pending`` and handed to ``FlowTable.touch`` before the table next does anything
-  (feed, expire, finish). A flow's ``last_ts`` is only read there, and ``max`` does not
-  depend on order, so the table ends in exactly the state per-packet ``FlowTable.skip``
-  calls would give.
+* the idle timer of its flow: the largest skipped timestamp per key is written to
+  ``Skipper.pending``, which is the flow table's ``pending_ts``; the table applies it
+  itself where it reads idle times (an idle sweep, a flow's close). ``max`` does not depend
+  on order, so the table ends in exactly the state per-packet ``FlowTable.skip`` calls
+  would give;
+* the idle sweep itself: the per-record loop runs it after every TCP segment whose time
+  reaches the next sweep time; the scan stops after such a skipped record so that the
+  sweep runs at the same packet (``Skipper.on_expire``).
 
 Which frames qualify is exactly :func:`sniparse.decode.fast_key`'s rule (it is
 :func:`key_at` over the whole frame): Ethernet with up to two 802.1Q / 802.1ad tags,
@@ -252,9 +255,10 @@ class Skipper:
         decided: set[bytes],
         scan: ScanFunction | None = None,
         on_expire: Callable[[int], None] | None = None,
+        pending: dict[bytes, int] | None = None,
     ) -> None:
         self.decided = decided
-        self.pending: dict[bytes, int] = {}
+        self.pending: dict[bytes, int] = {} if pending is None else pending
         self.scan: ScanFunction = scan if scan is not None else scan_pcap
         self.on_expire: Callable[[int], None] = on_expire or (lambda ts: None)
         self.next_expire = 1 << 62

@@ -114,7 +114,9 @@ class Analysis:
         )
         if fused:
             scan = None if self.fastpath == "auto" else _SCANS[self.fastpath]
-            self.skipper = reader.skipper = Skipper(self.table.decided, scan, self._sweep)
+            self.skipper = reader.skipper = Skipper(
+                self.table.decided, scan, self._sweep, self.table.pending_ts
+            )
             if self.progress is not None:
                 reader.progress = self.progress
             return self._fused(self.skipper)
@@ -192,20 +194,16 @@ class Analysis:
         ``Skipper.next_expire``; what it closes is yielded before the next record."""
         sk = self.skipper
         assert sk is not None
-        if sk.pending:
-            self.table.touch(sk.pending)
-            sk.pending.clear()
         sk.next_expire = ts + _EXPIRE_EVERY_NS
         self._held.extend(self.table.expire(ts))
 
     def _fused(self, sk: Skipper) -> Iterator[Handshake]:
         """One classic pcap source: its framer counts and steps over bulk packets of
         decided flows (:mod:`sniparse._fastpath`); only the other records come here.
-        Their idle-timer updates (``sk.pending``) reach the table before it next acts."""
+        Their idle-timer updates go to the table's ``pending_ts``, which it applies itself;
+        idle sweeps the framer starts (:meth:`_sweep`) are yielded before the next record."""
         table = self.table
         feed = table.feed
-        touch = table.touch
-        pending = sk.pending
         counters = self.counters
         issues = self.issues
         linktypes = self._linktypes
@@ -239,26 +237,17 @@ class Analysis:
                 if seg is None:
                     continue
                 segments += 1
-                if pending:
-                    touch(pending)
-                    pending.clear()
                 out = feed(seg)
                 if out:
                     yield from out
                 if ts >= sk.next_expire:
                     sk.next_expire = ts + _EXPIRE_EVERY_NS
-                    if pending:
-                        touch(pending)
-                        pending.clear()
                     expired = table.expire(ts)
                     if expired:
                         yield from expired
             if held:
                 yield from held
                 held.clear()
-            if pending:
-                touch(pending)
-                pending.clear()
             yield from table.finish()
         finally:
             for lt, k in sk.linktypes.items():

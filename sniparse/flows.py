@@ -63,8 +63,10 @@ Rules
   pure-ACK packets of a key in ``decided``, so a caller may skip them (never SYN/FIN/RST)
   without changing any result; the price is that an ``A``/``D`` letter first seen after
   that point is missing from ``history``. Skipped packets do not refresh the idle timer; a
-  caller that wants exact idle expiry calls :meth:`FlowTable.skip` (or, in batches,
-  :meth:`FlowTable.touch`); a fed packet of a decided key does exactly that.
+  caller that wants exact idle expiry calls :meth:`FlowTable.skip`, or records the packet's
+  time in :attr:`FlowTable.pending_ts` (the largest per key), which the table applies
+  itself whenever it reads idle times (an idle sweep, a flow's close); a fed packet of a
+  decided key does exactly what ``skip`` does.
 * **Bounds.** ``stream_cap`` bytes per direction, ``max_flows`` live flows (the oldest is
   evicted with a ``limit`` Issue), bounded prelude scans.
 """
@@ -361,6 +363,9 @@ class FlowTable:
             "after_close": 0,
             "expired": 0,
         }
+        #: Largest timestamp of packets skipped per decided key, not yet applied to the
+        #: flow's idle timer (a fast path writes it; applied when idle times are read).
+        self.pending_ts: dict[bytes, int] = {}
         self._flows: dict[bytes, _Flow] = {}
         self._live: dict[_Flow, None] = {}       # insertion order = age, for eviction
         self._tomb: dict[bytes, int] = {}        # closed flow key -> close time
@@ -463,6 +468,9 @@ class FlowTable:
         if now_ns < self._next_scan:
             return out
         self._next_scan = now_ns + max(self.idle_timeout_ns // 8, 1)
+        if self.pending_ts:
+            self.touch(self.pending_ts)
+            self.pending_ts.clear()
         limit = now_ns - self.idle_timeout_ns
         for flow in [f for f in self._live if f.last_ts < limit]:
             self.stats["expired"] += 1
@@ -891,6 +899,12 @@ class FlowTable:
 
     def _close(self, flow: _Flow, *, at_end: bool, idle: bool = False) -> list[Handshake]:
         self._live.pop(flow, None)
+        pending = self.pending_ts
+        if pending:
+            for d in (flow.a, flow.b):
+                t = pending.pop(d.key, None)
+                if t is not None and t > flow.last_ts:
+                    flow.last_ts = t
         for d in (flow.a, flow.b):
             if self._flows.get(d.key) is flow:
                 del self._flows[d.key]

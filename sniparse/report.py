@@ -28,10 +28,12 @@ import html
 import ipaddress
 import json
 import statistics
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Any
 
 from .errors import Issue
@@ -47,6 +49,7 @@ __all__ = [
     "CaptureStats",
     "ClientSummary",
     "Report",
+    "ReportBuilder",
     "ServerSummary",
     "Verdict",
     "handshake_to_dict",
@@ -271,6 +274,35 @@ def _median(values: Iterable[float | None]) -> float | None:
     return float(statistics.median(vals))
 
 
+# Above this many values a median is taken with numpy (when installed) straight from the
+# arrays' buffers: sorted() would briefly hold a Python float (32 bytes) per value.
+_NUMPY_MEDIAN_FROM = 1 << 18
+
+
+def _median_of(*parts: array[float]) -> float | None:
+    """The exact median of the values in ``parts`` (as :func:`statistics.median` computes
+    it: the middle value, or the mean of the two middle values)."""
+    n = sum(len(p) for p in parts)
+    if n == 0:
+        return None
+    i = n // 2
+    if n >= _NUMPY_MEDIAN_FROM:
+        try:
+            import numpy as np
+        except ImportError:
+            pass
+        else:
+            a = np.concatenate([np.frombuffer(p, dtype=np.float64) for p in parts if len(p)])
+            if n % 2:
+                return float(np.partition(a, i)[i])
+            part = np.partition(a, (i - 1, i))
+            return (float(part[i - 1]) + float(part[i])) / 2
+    vals = sorted(chain.from_iterable(parts))
+    if n % 2:
+        return float(vals[i])
+    return (vals[i - 1] + vals[i]) / 2
+
+
 def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
@@ -281,10 +313,62 @@ def _ranked(counter: Counter[str]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------
 # Per-client and per-server summaries
+#
+# Every aggregate is fed one handshake at a time (ReportBuilder.add), so a report can be built
+# from a stream without holding the handshakes. Two things would otherwise depend on the
+# order handshakes arrive in: which key wins a tie in a ranking (Counter.most_common keeps
+# first-inserted order among equal counts; outcome dicts keep insertion order), and which
+# handshake is a group's example. Both follow a *rank* given with each handshake: the order of
+# add() calls, or (ReportBuilder(by_time=True)) capture time, so that handshakes streamed in
+# the order their flows close give the very report the time-sorted list gives.
+
+
+def _bump(counts: dict[Any, int], first: dict[Any, int], key: Any, rank: int,
+          late: bool) -> None:
+    """counts[key] += 1, remembering the lowest rank at which ``key`` was seen."""
+    n = counts.get(key)
+    if n is None:
+        counts[key] = 1
+        first[key] = rank
+    else:
+        counts[key] = n + 1
+        if late and rank < first[key]:
+            first[key] = rank
+
+
+def _ordered(counts: dict[Any, int], first: dict[Any, int], reorder: bool) -> Counter[Any]:
+    """A Counter whose keys are in first-seen (lowest rank) order."""
+    if reorder and len(counts) > 1:
+        return Counter({k: counts[k] for k in sorted(counts, key=first.__getitem__)})
+    return Counter(counts)
+
+
+class _Tally:
+    """A count per key plus the rank each key was first seen at."""
+
+    __slots__ = ("counts", "first")
+
+    def __init__(self) -> None:
+        self.counts: dict[Any, int] = {}
+        self.first: dict[Any, int] = {}
+
+    def add(self, key: Any, rank: int, late: bool) -> None:
+        _bump(self.counts, self.first, key, rank, late)
+
+    def counter(self, reorder: bool) -> Counter[Any]:
+        return _ordered(self.counts, self.first, reorder)
 
 
 class _Acc:
-    """Accumulates one group of handshakes (one client or one server endpoint)."""
+    """Accumulates one group of handshakes (one client or one server endpoint).
+
+    Memory: counters grow with the distinct values seen (names, fingerprints, peers), never
+    with the number of handshakes -- except ``ms_*``: exact medians need every ``outcome_ms``,
+    kept as 8-byte doubles in ``array('d')`` (a list would cost a 24-byte float object plus an
+    8-byte pointer each). A handshake's value sits in exactly one of ``ms_without`` /
+    ``ms_other``, so each handshake costs 8 bytes in its client's group and 8 in its server's.
+    ``examples`` holds text, not handshakes (no parsed ClientHello is kept alive).
+    """
 
     __slots__ = (
         "attempts",
@@ -295,7 +379,7 @@ class _Acc:
         "ja4_without",
         "last",
         "malformed",
-        "ms",
+        "ms_other",
         "ms_without",
         "names",
         "outcomes",
@@ -309,45 +393,52 @@ class _Acc:
         "without_sni",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, examples: bool = False) -> None:
         self.attempts = 0
         self.with_sni = 0
         self.without_sni = 0
         self.unknown = 0
         self.malformed = 0
-        self.outcomes: Counter[str] = Counter()
-        self.outcomes_with: Counter[str] = Counter()
-        self.outcomes_without: Counter[str] = Counter()
-        self.names: Counter[str] = Counter()
-        self.ja3: Counter[str] = Counter()
-        self.ja4: Counter[str] = Counter()
-        self.ja4_without: Counter[str] = Counter()
-        self.ms: list[float] = []
-        self.ms_without: list[float] = []
+        self.outcomes = _Tally()
+        self.outcomes_with = _Tally()
+        self.outcomes_without = _Tally()
+        self.names = _Tally()
+        self.ja3 = _Tally()
+        self.ja4 = _Tally()
+        self.ja4_without = _Tally()
+        self.ms_other: array[float] = array("d")
+        self.ms_without: array[float] = array("d")
         self.first: int | None = None
         self.last: int | None = None
-        self.peers: Counter[str] = Counter()
+        self.peers = _Tally()
+        # Only how many there are and their counts matter here: no rank needed.
         self.peers_without: Counter[str] = Counter()
-        self.unknown_reasons: Counter[str] = Counter()
-        # first handshake seen per (sni group, outcome), for "example flow" evidence
-        self.examples: dict[tuple[str, str], Handshake] = {}
+        self.unknown_reasons = _Tally()
+        # lowest-ranked handshake per (sni group, outcome), as (rank, example text); only
+        # server endpoints need them ("example flow" evidence)
+        self.examples: dict[tuple[str, str], tuple[int, str | None]] | None = (
+            {} if examples else None
+        )
 
-    def add(self, h: Handshake, peer: str) -> None:
+    def add(self, h: Handshake, peer: str, rank: int, late: bool) -> None:
         self.attempts += 1
-        self.outcomes[h.outcome] += 1
+        outcome = h.outcome
+        self.outcomes.add(outcome, rank, late)
         status = h.sni_status
+        ms = h.outcome_ms
         if status == "present":
             self.with_sni += 1
-            self.outcomes_with[h.outcome] += 1
+            self.outcomes_with.add(outcome, rank, late)
             group = "with"
         elif status in ("absent", "empty"):
             self.without_sni += 1
-            self.outcomes_without[h.outcome] += 1
+            self.outcomes_without.add(outcome, rank, late)
             self.peers_without[peer] += 1
             if h.ja4:
-                self.ja4_without[h.ja4] += 1
-            if h.outcome_ms is not None:
-                self.ms_without.append(h.outcome_ms)
+                self.ja4_without.add(h.ja4, rank, late)
+            if ms is not None:
+                self.ms_without.append(ms)
+                ms = None
             group = "without"
         elif status == "malformed":
             self.malformed += 1
@@ -355,22 +446,42 @@ class _Acc:
         else:
             # "unknown" and anything unexpected: never counted as without SNI.
             self.unknown += 1
-            self.unknown_reasons[h.unknown_reason or "unknown"] += 1
+            self.unknown_reasons.add(h.unknown_reason or "unknown", rank, late)
             group = "unknown"
-        self.examples.setdefault((group, h.outcome), h)
+        if ms is not None:
+            self.ms_other.append(ms)
+        ex = self.examples
+        if ex is not None:
+            old = ex.get((group, outcome))
+            if old is None or (late and rank < old[0]):
+                ex[(group, outcome)] = (rank, _example(h))
         if h.sni:
-            self.names[h.sni] += 1
+            self.names.add(h.sni, rank, late)
         if h.ja3:
-            self.ja3[h.ja3] += 1
+            self.ja3.add(h.ja3, rank, late)
         if h.ja4:
-            self.ja4[h.ja4] += 1
-        if h.outcome_ms is not None:
-            self.ms.append(h.outcome_ms)
-        if self.first is None or h.ts_ns < self.first:
-            self.first = h.ts_ns
-        if self.last is None or h.ts_ns > self.last:
-            self.last = h.ts_ns
-        self.peers[peer] += 1
+            self.ja4.add(h.ja4, rank, late)
+        ts = h.ts_ns
+        if self.first is None or ts < self.first:
+            self.first = ts
+        if self.last is None or ts > self.last:
+            self.last = ts
+        self.peers.add(peer, rank, late)
+
+    def typical_ms(self) -> float | None:
+        return _median_of(self.ms_without, self.ms_other)
+
+    def typical_ms_without(self) -> float | None:
+        return _median_of(self.ms_without)
+
+    def example(self, group: str, outcome: str) -> str | None:
+        e = self.examples.get((group, outcome)) if self.examples is not None else None
+        return e[1] if e is not None else None
+
+    def first_example(self) -> str | None:
+        if not self.examples:
+            return None
+        return min(self.examples.values(), key=lambda e: e[0])[1]
 
 
 @dataclass(frozen=True)
@@ -551,67 +662,170 @@ def _example(h: Handshake | None) -> str | None:
 # The report
 
 
-class Report:
-    """Everything sniparse found in a capture.
+def _without_client_hello(h: Handshake) -> Handshake:
+    """``h`` without its parsed ``client_hello`` (the record's other fields are unchanged)."""
+    if h.client_hello is None:
+        return h
+    try:
+        d = h.__dict__.copy()
+    except AttributeError:  # a slotted Handshake: the slower, general way
+        return replace(h, client_hello=None)
+    # 16x faster than dataclasses.replace (no __init__ over 31 fields): it matters at
+    # millions of handshakes.
+    d["client_hello"] = None
+    out = object.__new__(Handshake)
+    object.__setattr__(out, "__dict__", d)
+    return out
 
-    ``handshakes`` (in capture order), ``clients`` (per client IP, most attempts without SNI
-    first), ``servers`` (per server endpoint), ``verdicts`` (most severe first; ``verdict`` is
-    the first one), ``issues`` (capture problems with counts), ``stats`` (capture counters).
-    Build it with :meth:`Report.build`; views come from :meth:`to_dicts`, :meth:`to_json`,
-    :meth:`to_pandas` and :meth:`plot`.
+
+# Rank layout for by_time: capture time, then frame, then arrival. Exact while frame numbers
+# stay below 2**32 and a builder sees fewer than 2**40 handshakes.
+_FRAME_SPAN = 1 << 32
+_SEQ_SPAN = 1 << 40
+
+
+class ReportBuilder:
+    """Builds a :class:`Report` one handshake at a time, so that a capture of any size can be
+    summarised while its handshakes stream past (see :class:`sniparse.analyze.Analysis`)::
+
+        run = Analysis("big.pcap")
+        b = ReportBuilder(keep_handshakes=False, by_time=True)
+        for h in run:
+            b.add(h)
+        report = b.build(run.issues.to_list(), run.stats())
+
+    ``keep_handshakes=False``: the report's ``handshakes`` stay empty
+    (``report.handshakes_kept`` is False) and memory no longer grows with the number of
+    handshakes, apart from 16 bytes per handshake for the exact ``outcome_ms`` medians; its
+    clients, servers, verdicts, summary, issues and stats are complete and identical to those
+    of a report that kept them. ``keep_client_hello=False``: kept handshakes lose their parsed
+    ``client_hello`` (every other field stays; it is the bulk of a handshake's memory).
+
+    ``by_time=False``: ties (equal counts in rankings, which handshake is an endpoint's
+    example) go to the handshake added first, and kept handshakes stay in the order added --
+    exactly what :class:`Report` does with a list. ``by_time=True``: ties go to the earliest
+    handshake in capture time (``ts_ns``, then ``frame``, then the order added) and kept
+    handshakes are sorted that way, so feeding handshakes in the order their flows close
+    gives the same report as the time-sorted list that :func:`sniparse.analyze` builds.
     """
 
     def __init__(
         self,
-        handshakes: Iterable[Handshake] = (),
-        issues: Sequence[Issue] = (),
-        stats: CaptureStats | None = None,
+        *,
+        keep_handshakes: bool = True,
+        keep_client_hello: bool = True,
+        by_time: bool = False,
     ) -> None:
-        self.handshakes: tuple[Handshake, ...] = tuple(handshakes)
-        self.issues: tuple[Issue, ...] = tuple(issues)
-        self.stats: CaptureStats = stats if stats is not None else CaptureStats()
-        self._build_views()
+        self.keep_handshakes = keep_handshakes
+        self.keep_client_hello = keep_client_hello
+        self.by_time = by_time
+        self._kept: list[Handshake] = []
+        self._clients: dict[str, _Acc] = {}
+        self._servers: dict[tuple[str, int], _Acc] = {}
+        self._alerts_without: dict[tuple[str, int], _Tally] = {}
+        self._alerts_with: dict[tuple[str, int], _Tally] = {}
+        self._seq = 0
+        self._max_rank = -(2**200)
+        self._late = False
+        self._status: dict[str, int] = {}
+        self._outcomes: dict[str, int] = {}
+        self._reasons = _Tally()
+        self._first_ts: int | None = None
+        self._last_ts: int | None = None
+        # (rank, example text) of the lowest-ranked unknown and malformed hello
+        self._ex_unknown: tuple[int, str | None] | None = None
+        self._ex_malformed: tuple[int, str | None] | None = None
 
-    @classmethod
-    def build(
-        cls,
-        handshakes: Iterable[Handshake],
-        issues: Sequence[Issue] = (),
-        stats: CaptureStats | None = None,
-    ) -> Report:
-        """Build a report from handshakes, the issues found while reading, and the counters."""
-        return cls(handshakes, issues, stats)
+    def __len__(self) -> int:
+        """Handshakes added so far."""
+        return self._seq
 
-    def filtered(self, keep: Any) -> Report:
-        """A new report over the handshakes for which ``keep(handshake)`` is true (same issues
-        and stats; clients, servers and verdicts recomputed)."""
-        return Report(
-            (h for h in self.handshakes if keep(h)), self.issues, self.stats
-        )
+    @property
+    def without_sni(self) -> int:
+        """Handshakes added so far whose client sent no usable SNI (absent or empty)."""
+        return self._status.get("absent", 0) + self._status.get("empty", 0)
 
-    # -- views ---------------------------------------------------------------------------
+    def add(self, h: Handshake) -> None:
+        """Count one handshake into every view."""
+        seq = self._seq
+        self._seq = seq + 1
+        if self.by_time:
+            frame = h.frame if 0 <= h.frame < _FRAME_SPAN else _FRAME_SPAN - 1
+            rank = (h.ts_ns * _FRAME_SPAN + frame) * _SEQ_SPAN + seq
+        else:
+            rank = seq
+        late = rank < self._max_rank
+        if late:
+            self._late = True
+        else:
+            self._max_rank = rank
+        if self.keep_handshakes:
+            self._kept.append(h if self.keep_client_hello else _without_client_hello(h))
+        status = h.sni_status
+        self._status[status] = self._status.get(status, 0) + 1
+        self._outcomes[h.outcome] = self._outcomes.get(h.outcome, 0) + 1
+        ts = h.ts_ns
+        if self._first_ts is None or ts < self._first_ts:
+            self._first_ts = ts
+        if self._last_ts is None or ts > self._last_ts:
+            self._last_ts = ts
+        if status == "unknown":
+            self._reasons.add(h.unknown_reason or "unknown", rank, late)
+            if self._ex_unknown is None or rank < self._ex_unknown[0]:
+                self._ex_unknown = (rank, _example(h))
+        elif status == "malformed" and (
+            self._ex_malformed is None or rank < self._ex_malformed[0]
+        ):
+            self._ex_malformed = (rank, _example(h))
 
-    def _build_views(self) -> None:
-        clients: dict[str, _Acc] = {}
-        servers: dict[tuple[str, int], _Acc] = {}
-        alerts_without: dict[tuple[str, int], Counter[int]] = {}
-        alerts_with: dict[tuple[str, int], Counter[int]] = {}
-        for h in self.handshakes:
-            key = (h.server_ip, h.server_port)
-            ep = _endpoint(h.server_ip, h.server_port)
-            c = clients.get(h.client_ip)
-            if c is None:
-                c = clients[h.client_ip] = _Acc()
-            c.add(h, ep)
-            s = servers.get(key)
-            if s is None:
-                s = servers[key] = _Acc()
-            s.add(h, h.client_ip)
-            if h.outcome == "alert" and h.alert is not None:
-                if h.without_sni:
-                    alerts_without.setdefault(key, Counter())[h.alert] += 1
-                elif h.sni_status == "present":
-                    alerts_with.setdefault(key, Counter())[h.alert] += 1
+        key = (h.server_ip, h.server_port)
+        c = self._clients.get(h.client_ip)
+        if c is None:
+            c = self._clients[h.client_ip] = _Acc()
+        s = self._servers.get(key)
+        if s is None:
+            s = self._servers[key] = _Acc(examples=True)
+        c.add(h, _endpoint(h.server_ip, h.server_port), rank, late)
+        s.add(h, h.client_ip, rank, late)
+        if h.outcome == "alert" and h.alert is not None:
+            if status in ("absent", "empty"):
+                t = self._alerts_without.get(key)
+                if t is None:
+                    t = self._alerts_without[key] = _Tally()
+                t.add(h.alert, rank, late)
+            elif status == "present":
+                t = self._alerts_with.get(key)
+                if t is None:
+                    t = self._alerts_with[key] = _Tally()
+                t.add(h.alert, rank, late)
+
+    def build(self, issues: Sequence[Issue] = (), stats: CaptureStats | None = None) -> Report:
+        """The report over every handshake added, with the reading's issues and counters.
+        The builder can go on adding and build again."""
+        report = Report.__new__(Report)
+        self._fill(report, issues, stats)
+        return report
+
+    # -- turning the accumulators into views -------------------------------------------------
+
+    def _fill(self, r: Report, issues: Sequence[Issue], stats: CaptureStats | None) -> None:
+        reorder = self._late
+        kept = self._kept
+        if self.by_time and reorder:
+            # Stable: equal (ts_ns, frame) keep the order they were added in.
+            kept = sorted(kept, key=lambda h: (h.ts_ns, h.frame))
+        r.handshakes = tuple(kept)
+        r.handshakes_kept = self.keep_handshakes
+        r.issues = tuple(issues)
+        r.stats = stats if stats is not None else CaptureStats()
+        r._total = self._seq
+        r._status = dict(self._status)
+        r._outcomes = dict(self._outcomes)
+        r._first_ts = self._first_ts
+        r._last_ts = self._last_ts
+        r._reasons = self._reasons.counter(reorder)
+        r._ex_unknown = self._ex_unknown[1] if self._ex_unknown else None
+        r._ex_malformed = self._ex_malformed[1] if self._ex_malformed else None
 
         client_list = [
             ClientSummary(
@@ -621,31 +835,33 @@ class Report:
                 without_sni=a.without_sni,
                 unknown=a.unknown,
                 malformed=a.malformed,
-                outcomes=a.outcomes,
-                outcomes_without_sni=a.outcomes_without,
-                names=_ranked(a.names),
-                ja3=_ranked(a.ja3),
-                ja4=_ranked(a.ja4),
-                typical_ms=_median(a.ms),
-                typical_ms_without_sni=_median(a.ms_without),
+                outcomes=a.outcomes.counter(reorder),
+                outcomes_without_sni=a.outcomes_without.counter(reorder),
+                names=_ranked(a.names.counter(reorder)),
+                ja3=_ranked(a.ja3.counter(reorder)),
+                ja4=_ranked(a.ja4.counter(reorder)),
+                typical_ms=a.typical_ms(),
+                typical_ms_without_sni=a.typical_ms_without(),
                 first_seen_ns=a.first,
                 last_seen_ns=a.last,
-                servers=_ranked(a.peers),
+                servers=_ranked(a.peers.counter(reorder)),
                 known_source=known_source(ip),
-                ja4_without_sni=_ranked(a.ja4_without),
+                ja4_without_sni=_ranked(a.ja4_without.counter(reorder)),
             )
-            for ip, a in clients.items()
+            for ip, a in self._clients.items()
         ]
         client_list.sort(key=lambda c: (-c.without_sni, -c.attempts, c.ip))
-        self.clients: tuple[ClientSummary, ...] = tuple(client_list)
+        r.clients = tuple(client_list)
 
         verdicts: list[Verdict] = []
         server_list: list[ServerSummary] = []
-        for (ip, port), a in servers.items():
-            v = self._endpoint_verdict(
-                _endpoint(ip, port), a,
-                alerts_without.get((ip, port), Counter()),
-                alerts_with.get((ip, port), Counter()),
+        empty = _Tally()
+        for (ip, port), a in self._servers.items():
+            g = _Group(a, reorder)
+            v = r._endpoint_verdict(
+                _endpoint(ip, port), g,
+                self._alerts_without.get((ip, port), empty).counter(reorder),
+                self._alerts_with.get((ip, port), empty).counter(reorder),
             )
             if v is not None:
                 verdicts.append(v)
@@ -659,24 +875,24 @@ class Report:
                     without_sni=a.without_sni,
                     unknown=a.unknown,
                     malformed=a.malformed,
-                    outcomes=a.outcomes,
-                    outcomes_with_sni=a.outcomes_with,
-                    outcomes_without_sni=a.outcomes_without,
-                    names=_ranked(a.names),
-                    ja3=_ranked(a.ja3),
-                    ja4=_ranked(a.ja4),
-                    clients=len(a.peers),
+                    outcomes=g.outcomes,
+                    outcomes_with_sni=g.outcomes_with,
+                    outcomes_without_sni=g.outcomes_without,
+                    names=_ranked(g.names),
+                    ja3=_ranked(a.ja3.counter(reorder)),
+                    ja4=_ranked(a.ja4.counter(reorder)),
+                    clients=len(a.peers.counts),
                     clients_without_sni=len(a.peers_without),
-                    typical_ms=_median(a.ms),
-                    typical_ms_without_sni=_median(a.ms_without),
+                    typical_ms=g.typical_ms,
+                    typical_ms_without_sni=g.typical_ms_without,
                     first_seen_ns=a.first,
                     last_seen_ns=a.last,
                     verdict=v.kind if v is not None else None,
                 )
             )
         server_list.sort(key=lambda s: (-s.without_sni, -s.attempts, s.endpoint))
-        self.servers: tuple[ServerSummary, ...] = tuple(server_list)
-        verdicts.extend(self._overall_verdicts())
+        r.servers = tuple(server_list)
+        verdicts.extend(r._overall_verdicts())
         verdicts.sort(
             key=lambda v: (
                 _SEVERITY_ORDER.get(v.severity, 9),
@@ -685,10 +901,105 @@ class Report:
                 v.server or "",
             )
         )
-        self.verdicts: tuple[Verdict, ...] = tuple(verdicts)
+        r.verdicts = tuple(verdicts)
+
+
+class _Group:
+    """One server endpoint's accumulator, with its counters ordered and medians taken (once)
+    for the verdict rules."""
+
+    __slots__ = (
+        "acc", "attempts", "malformed", "names", "outcomes", "outcomes_with",
+        "outcomes_without", "peers_without", "typical_ms", "typical_ms_without", "unknown",
+        "unknown_reasons", "with_sni", "without_sni",
+    )
+
+    def __init__(self, a: _Acc, reorder: bool) -> None:
+        self.acc = a
+        self.attempts = a.attempts
+        self.with_sni = a.with_sni
+        self.without_sni = a.without_sni
+        self.unknown = a.unknown
+        self.malformed = a.malformed
+        self.outcomes = a.outcomes.counter(reorder)
+        self.outcomes_with = a.outcomes_with.counter(reorder)
+        self.outcomes_without = a.outcomes_without.counter(reorder)
+        self.names = a.names.counter(reorder)
+        self.unknown_reasons = a.unknown_reasons.counter(reorder)
+        self.peers_without = a.peers_without
+        self.typical_ms = a.typical_ms()
+        self.typical_ms_without = a.typical_ms_without()
+
+
+class Report:
+    """Everything sniparse found in a capture.
+
+    ``handshakes`` (in capture order), ``clients`` (per client IP, most attempts without SNI
+    first), ``servers`` (per server endpoint), ``verdicts`` (most severe first; ``verdict`` is
+    the first one), ``issues`` (capture problems with counts), ``stats`` (capture counters).
+    Build it with :meth:`Report.build`, or handshake by handshake with
+    :class:`ReportBuilder`; views come from :meth:`to_dicts`, :meth:`to_json`,
+    :meth:`to_pandas` and :meth:`plot`.
+
+    ``handshakes_kept`` is False for a report built with
+    ``ReportBuilder(keep_handshakes=False)``: then ``handshakes`` (and so ``len(report)``,
+    iteration, :attr:`without_sni`, the ``handshakes`` view and :meth:`plot`) is empty, while
+    ``clients``, ``servers``, ``verdicts``, :meth:`summary`, ``issues`` and ``stats`` are
+    complete.
+    """
+
+    handshakes: tuple[Handshake, ...]
+    handshakes_kept: bool
+    issues: tuple[Issue, ...]
+    stats: CaptureStats
+    clients: tuple[ClientSummary, ...]
+    servers: tuple[ServerSummary, ...]
+    verdicts: tuple[Verdict, ...]
+    _total: int
+    _status: dict[str, int]
+    _outcomes: dict[str, int]
+    _first_ts: int | None
+    _last_ts: int | None
+    _reasons: Counter[str]
+    _ex_unknown: str | None
+    _ex_malformed: str | None
+
+    def __init__(
+        self,
+        handshakes: Iterable[Handshake] = (),
+        issues: Sequence[Issue] = (),
+        stats: CaptureStats | None = None,
+    ) -> None:
+        b = ReportBuilder()
+        for h in handshakes:
+            b.add(h)
+        b._fill(self, issues, stats)
+
+    @classmethod
+    def build(
+        cls,
+        handshakes: Iterable[Handshake],
+        issues: Sequence[Issue] = (),
+        stats: CaptureStats | None = None,
+    ) -> Report:
+        """Build a report from handshakes, the issues found while reading, and the counters."""
+        return cls(handshakes, issues, stats)
+
+    def filtered(self, keep: Any) -> Report:
+        """A new report over the handshakes for which ``keep(handshake)`` is true (same issues
+        and stats; clients, servers and verdicts recomputed). Needs the handshakes: raises
+        ValueError on a report built without them."""
+        if not self.handshakes_kept:
+            raise ValueError("this report was built without its handshakes "
+                             "(keep_handshakes=False): filter while building instead")
+        return Report(
+            (h for h in self.handshakes if keep(h)), self.issues, self.stats
+        )
+
+    # -- views ---------------------------------------------------------------------------
 
     def _endpoint_verdict(
-        self, ep: str, a: _Acc, alerts_without: Counter[int], alerts_with: Counter[int]
+        self, ep: str, a: _Group, alerts_without: Counter[int], alerts_with: Counter[int]
     ) -> Verdict | None:
         if a.attempts and a.unknown == a.attempts:
             reasons = dict(a.unknown_reasons)
@@ -704,7 +1015,7 @@ class Report:
                 evidence={"attempts": a.attempts, "unknown": a.unknown, "unknown_reasons": reasons},
                 fix="Capture again with a full snaplen (tcpdump -s 0), from before the "
                 "connections start, at a point that sees every packet.",
-                example_flow=_example(next(iter(a.examples.values()), None)),
+                example_flow=a.acc.first_example(),
             )
         if not a.without_sni:
             return None
@@ -732,8 +1043,8 @@ class Report:
             "served_with_sni": served_with,
             "clients_without_sni": clients_without[:20],
             "clients_without_sni_count": len(clients_without),
-            "typical_ms_without_sni": _median(a.ms_without),
-            "typical_ms": _median(a.ms),
+            "typical_ms_without_sni": a.typical_ms_without,
+            "typical_ms": a.typical_ms,
             "names_with_sni": _ranked(a.names)[:10],
             "known_sources": known,
         }
@@ -744,7 +1055,7 @@ class Report:
             ranges = ", ".join(sorted({str(_known_range(ip)) for ip in known}))
             which = "one is a" if len(known) == 1 else f"{len(known)} are"
             who += f" ({which} {names} address in {ranges})"
-        ms = _fmt_ms(_median(a.ms_without))
+        ms = _fmt_ms(a.typical_ms_without)
         unknown_note = (
             f" {_plural(a.unknown, 'more hello')} could not be read whole "
             f"and {'is' if a.unknown == 1 else 'are'} not counted."
@@ -754,9 +1065,9 @@ class Report:
 
         def ex(group: str, *outs: str) -> str | None:
             for o in outs:
-                h = a.examples.get((group, o))
-                if h is not None:
-                    return _example(h)
+                text = a.acc.example(group, o)
+                if text is not None:
+                    return text
             return None
 
         # Most attempts without SNI refused, most answered attempts with SNI served: proven.
@@ -858,8 +1169,8 @@ class Report:
 
     def _overall_verdicts(self) -> list[Verdict]:
         out: list[Verdict] = []
-        total = len(self.handshakes)
-        counts = Counter(h.sni_status for h in self.handshakes)
+        total = self._total
+        counts = self._status
         if total == 0:
             flows = {k: v for k, v in self.stats.flows.items() if v}
             flow_text = (
@@ -881,10 +1192,8 @@ class Report:
         unknown = counts.get("unknown", 0)
         covered = sum(s.unknown for s in self.servers if s.verdict == "unknown_only")
         if unknown and unknown > covered:
-            reasons = Counter(h.unknown_reason or "unknown" for h in self.handshakes
-                              if h.sni_status == "unknown")
+            reasons = self._reasons
             why = _reasons_text(reasons)
-            ex = next((h for h in self.handshakes if h.sni_status == "unknown"), None)
             out.append(
                 Verdict(
                     kind="some_unknown",
@@ -898,12 +1207,11 @@ class Report:
                               "unknown_reasons": dict(reasons)},
                     fix="Capture with a full snaplen (tcpdump -s 0) from before the "
                     "connections start." if unknown == total else None,
-                    example_flow=_example(ex),
+                    example_flow=self._ex_unknown,
                 )
             )
         malformed = counts.get("malformed", 0)
         if malformed:
-            ex = next((h for h in self.handshakes if h.sni_status == "malformed"), None)
             out.append(
                 Verdict(
                     kind="malformed_hellos",
@@ -912,7 +1220,7 @@ class Report:
                     summary=f"{malformed} of {total} ClientHellos break the TLS format "
                     f"(see the handshakes' detail).",
                     evidence={"malformed": malformed, "handshakes": total},
-                    example_flow=_example(ex),
+                    example_flow=self._ex_malformed,
                 )
             )
         without = counts.get("absent", 0) + counts.get("empty", 0)
@@ -940,7 +1248,9 @@ class Report:
 
     @property
     def without_sni(self) -> tuple[Handshake, ...]:
-        """The handshakes whose client sent no usable SNI (absent or empty, never unknown)."""
+        """The handshakes whose client sent no usable SNI (absent or empty, never unknown);
+        empty when the handshakes were not kept (``summary()["without_sni"]`` still counts
+        them)."""
         return tuple(h for h in self.handshakes if h.without_sni)
 
     @property
@@ -950,15 +1260,15 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         """Headline counts: handshakes by SNI status and outcome, clients, servers, time span."""
-        counts = Counter(h.sni_status for h in self.handshakes)
-        outcomes = Counter(h.outcome for h in self.handshakes)
-        first = min((h.ts_ns for h in self.handshakes), default=None)
-        last = max((h.ts_ns for h in self.handshakes), default=None)
+        counts = self._status
+        outcomes = self._outcomes
+        first = self._first_ts
+        last = self._last_ts
         v = self.verdict
         return {
             "verdict": v.kind if v else None,
             "headline": v.summary if v else None,
-            "handshakes": len(self.handshakes),
+            "handshakes": self._total,
             "with_sni": counts.get("present", 0),
             "without_sni": counts.get("absent", 0) + counts.get("empty", 0),
             "unknown": counts.get("unknown", 0),
@@ -977,6 +1287,7 @@ class Report:
         return iter(self.handshakes)
 
     def __len__(self) -> int:
+        """Handshakes held (0 when they were not kept; see ``summary()["handshakes"]``)."""
         return len(self.handshakes)
 
     # -- serialisation -------------------------------------------------------------------
@@ -1069,6 +1380,9 @@ class Report:
         is reset within 1 ms". Returns the matplotlib Figure (matplotlib imported here).
         ``ax``: draw everything on this one Axes instead of a new figure.
         """
+        if not self.handshakes_kept:
+            raise ValueError("this report was built without its handshakes "
+                             "(keep_handshakes=False): there is nothing to plot")
         import matplotlib.pyplot as plt  # type: ignore[import-untyped,unused-ignore]
         from matplotlib.ticker import FuncFormatter  # type: ignore[import-untyped,unused-ignore]
 

@@ -113,6 +113,45 @@ static inline int frame_key(long lt, const unsigned char *f, Py_ssize_t caplen,
     }
 }
 
+/* Skipped keys are remembered in a small direct-mapped cache for the length of one call:
+ * bulk packets of the same few flows follow each other, and a hit costs a hash and a
+ * memcmp instead of a bytes object, a set lookup and a dict update. Each entry keeps the
+ * largest timestamp seen; entries are written to `pending` when evicted and at the end. */
+#define CACHE_SIZE 64
+
+typedef struct {
+    PyObject *obj; /* the key as bytes (owned), NULL when the entry is empty */
+    long long ts;
+    int len;
+    unsigned char key[36];
+} entry;
+
+static int pending_max(PyObject *pending, PyObject *key, long long ts) {
+    PyObject *old = PyDict_GetItemWithError(pending, key); /* borrowed */
+    if (old != NULL) {
+        long long o = PyLong_AsLongLong(old);
+        if (o == -1 && PyErr_Occurred())
+            return -1;
+        if (ts <= o)
+            return 0;
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *tso = PyLong_FromLongLong(ts);
+    if (tso == NULL)
+        return -1;
+    int r = PyDict_SetItem(pending, key, tso);
+    Py_DECREF(tso);
+    return r;
+}
+
+static inline unsigned key_hash(const unsigned char *k, int len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < len; i++)
+        h = (h ^ k[i]) * 16777619u;
+    return (unsigned)(h ^ (h >> 16)) & (CACHE_SIZE - 1);
+}
+
 PyDoc_STRVAR(scan_pcap_doc,
 "scan_pcap(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
 "          decided, pending, stop_ts)\n"
@@ -159,6 +198,9 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
     int failed = 0;
     unsigned char key[36];
     int flags = 0;
+    entry cache[CACHE_SIZE];
+    for (int i = 0; i < CACHE_SIZE; i++)
+        cache[i].obj = NULL;
 
     while (pos + rh <= n) {
         const unsigned char *h = b + pos;
@@ -173,47 +215,40 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
             why = 0; /* STOP_EXAMINED */
             break;
         }
-        PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
-        if (kobj == NULL) {
-            failed = 1;
-            break;
-        }
-        int in = PySet_Contains(decided, kobj);
-        if (in <= 0) {
-            Py_DECREF(kobj);
-            if (in < 0)
-                failed = 1;
-            else
-                why = 0;
-            break;
-        }
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
-        PyObject *old = PyDict_GetItemWithError(pending, kobj); /* borrowed */
-        int store = 1;
-        if (old != NULL) {
-            long long o = PyLong_AsLongLong(old);
-            if (o == -1 && PyErr_Occurred()) {
-                Py_DECREF(kobj);
+        entry *e = &cache[key_hash(key, klen)];
+        if (e->obj != NULL && e->len == klen && memcmp(e->key, key, (size_t)klen) == 0) {
+            if (ts > e->ts)
+                e->ts = ts;
+        } else {
+            PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
+            if (kobj == NULL) {
                 failed = 1;
                 break;
             }
-            store = ts > o;
-        } else if (PyErr_Occurred()) {
-            Py_DECREF(kobj);
-            failed = 1;
-            break;
-        }
-        if (store) {
-            PyObject *tso = PyLong_FromLongLong(ts);
-            if (tso == NULL || PyDict_SetItem(pending, kobj, tso) < 0) {
-                Py_XDECREF(tso);
+            int in = PySet_Contains(decided, kobj);
+            if (in <= 0) {
                 Py_DECREF(kobj);
-                failed = 1;
+                if (in < 0)
+                    failed = 1;
+                else
+                    why = 0; /* STOP_EXAMINED */
                 break;
             }
-            Py_DECREF(tso);
+            if (e->obj != NULL) {
+                int r = pending_max(pending, e->obj, e->ts);
+                Py_CLEAR(e->obj);
+                if (r < 0) {
+                    Py_DECREF(kobj);
+                    failed = 1;
+                    break;
+                }
+            }
+            e->obj = kobj; /* the reference moves into the cache */
+            e->ts = ts;
+            e->len = klen;
+            memcpy(e->key, key, (size_t)klen);
         }
-        Py_DECREF(kobj);
         if (ts > max_ts)
             max_ts = ts;
         k++;
@@ -229,6 +264,13 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
         }
     }
     PyBuffer_Release(&view);
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        if (cache[i].obj != NULL) {
+            if (!failed && pending_max(pending, cache[i].obj, cache[i].ts) < 0)
+                failed = 1;
+            Py_CLEAR(cache[i].obj);
+        }
+    }
     if (failed)
         return NULL;
     return Py_BuildValue("(nLLLLLLi)", pos, k, nbytes, cut, last_sec, last_ts, max_ts, why);

@@ -11,11 +11,19 @@ plain, stable, column-aligned text otherwise, so that scripts and tests can read
 
 Exit status: 0 done; 1 the input is not a readable capture (one line on stderr, no
 traceback); 2 usage error; 3 ``--fail-on-no-sni`` and clients without SNI were found.
+
+Memory does not grow with the capture (SPEC "Speed and size"): handshakes stream from
+:class:`sniparse.analyze.Analysis` as their flows close. ``--format ndjson`` / ``csv`` write
+each row as it comes, through a reorder window of :data:`REORDER_WINDOW` rows that puts them
+in time order; ``--format text`` feeds a :class:`~sniparse.report.ReportBuilder` that keeps no
+handshakes. Only ``--format json``, ``--flows`` and ``--ingress-log`` list or match every
+handshake, so they keep one small record per handshake (without its parsed ClientHello).
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import ipaddress
 import json
@@ -23,25 +31,36 @@ import os
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
 
-from .errors import SniparseError
+from .errors import Issue, SniparseError
 from .flows import Handshake
 from .report import (
     ALERT_NAMES,
     HANDSHAKE_COLUMNS,
     OUTCOMES,
     SNI_STATUSES,
+    CaptureStats,
     Report,
+    ReportBuilder,
     _fmt_ms,
     _plural,
     handshake_to_dict,
 )
 
-__all__ = ["EXIT_NOT_A_CAPTURE", "EXIT_NO_SNI", "EXIT_OK", "EXIT_USAGE", "analyze", "cli", "main"]
+__all__ = [
+    "EXIT_NOT_A_CAPTURE",
+    "EXIT_NO_SNI",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "REORDER_WINDOW",
+    "analyze",
+    "cli",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_NOT_A_CAPTURE = 1
@@ -52,11 +71,48 @@ EXIT_NO_SNI = 3
 _PROGRESS_DELAY_S = 1.0
 
 
-def analyze(source: Any, **kwargs: Any) -> Report:
-    """Run :func:`sniparse.analyze.analyze` (imported on first use; tests replace this)."""
+#: ndjson / csv rows held back to put them in time order (``ts_ns``, then ``frame``). Rows
+#: come out when their flow closes; a flow that closes more than this many handshakes after
+#: later ones started (a long-lived TLS session, a silent flow waiting for the idle timeout)
+#: still has its row written, only later than its time. ~1 KB per held row.
+REORDER_WINDOW = 4096
+
+
+def analyze(source: Any, *, stream: bool = False, **kwargs: Any) -> Any:
+    """Run :func:`sniparse.analyze.analyze` and return its Report; with ``stream=True``
+    return the :class:`sniparse.analyze.Analysis` instead, to iterate (imported on first use;
+    tests replace this, and a replacement may return a Report either way)."""
+    if stream:
+        from .analyze import Analysis
+
+        return Analysis(source, **kwargs)
     from .analyze import analyze as _analyze
 
     return _analyze(source, **kwargs)
+
+
+class _Run:
+    """What the analyse command reads: handshakes as they are decided, then the issues and
+    statistics. Wraps an :class:`~sniparse.analyze.Analysis` or an already built Report."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def __iter__(self) -> Iterator[Handshake]:
+        if isinstance(self.result, Report):
+            return iter(self.result.handshakes)
+        return iter(self.result)
+
+    def issues(self) -> list[Issue]:
+        if isinstance(self.result, Report):
+            return list(self.result.issues)
+        return list(self.result.issues.to_list())
+
+    def stats(self) -> CaptureStats:
+        if isinstance(self.result, Report):
+            return self.result.stats
+        stats: CaptureStats = self.result.stats()
+        return stats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,22 +548,115 @@ def _csv_value(v: Any) -> str:
     return str(v)
 
 
+def _csv_header() -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(HANDSHAKE_COLUMNS)
+    return buf.getvalue()
+
+
+class _CsvRow:
+    """Formats one handshake as one CSV line (a reused writer over a reused buffer)."""
+
+    def __init__(self) -> None:
+        self.buf = io.StringIO()
+        self.writer = csv.writer(self.buf, lineterminator="\n")
+
+    def __call__(self, h: Handshake) -> str:
+        d = handshake_to_dict(h)
+        buf = self.buf
+        buf.seek(0)
+        buf.truncate()
+        self.writer.writerow([_csv_value(d[c]) for c in HANDSHAKE_COLUMNS])
+        return buf.getvalue()
+
+
+# One reusable encoder: json.dumps(..., ensure_ascii=False) builds a new one per call. Same
+# separators as json.dumps' defaults, so the text is identical.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def _ndjson_line(h: Handshake) -> str:
+    return _ENCODER.encode(handshake_to_dict(h)) + "\n"
+
+
 def render_csv(report: Report) -> str:
     """One CSV row per handshake, columns as in ``--format ndjson`` (lists joined with ';')."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(HANDSHAKE_COLUMNS)
-    for h in report.handshakes:
-        d = handshake_to_dict(h)
-        writer.writerow([_csv_value(d[c]) for c in HANDSHAKE_COLUMNS])
-    return buf.getvalue()
+    row = _CsvRow()
+    return _csv_header() + "".join(row(h) for h in report.handshakes)
 
 
 def render_ndjson(report: Report) -> str:
     """One JSON object per handshake and line, keyed by the Handshake field names."""
-    return "".join(
-        json.dumps(handshake_to_dict(h), ensure_ascii=False) + "\n" for h in report.handshakes
-    )
+    return "".join(_ndjson_line(h) for h in report.handshakes)
+
+
+class _Output:
+    """Standard output or the ``-o`` file, written in chunks. The file is opened at the first
+    write, so a capture that cannot be read leaves no empty file behind."""
+
+    _CHUNK = 1 << 16
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.file: Any = None
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self._CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        text = "".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        if self.path is None:
+            click.echo(text, nl=False)
+            return
+        try:
+            if self.file is None:
+                self.file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.file.write(text)
+        except OSError as e:
+            _fail(f"cannot write {self.path}: {e.strerror or e}")
+
+    def close(self) -> None:
+        self.flush()
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError as e:
+                _fail(f"cannot write {self.path}: {e.strerror or e}")
+            self.file = None
+
+
+class _Reorder:
+    """Writes rows in (ts_ns, frame) order through a window of at most ``window`` held rows;
+    ties keep their arrival order, as the stable sort of :func:`sniparse.analyze` does."""
+
+    def __init__(self, out: _Output, window: int) -> None:
+        self.out = out
+        self.window = window
+        self.heap: list[tuple[int, int, int, str]] = []
+        self.seq = 0
+
+    def push(self, h: Handshake, line: str) -> None:
+        heap = self.heap
+        self.seq += 1
+        item = (h.ts_ns, h.frame, self.seq, line)
+        if len(heap) < self.window:
+            heapq.heappush(heap, item)
+        else:
+            self.out.write(heapq.heappushpop(heap, item)[3])
+
+    def drain(self) -> None:
+        heap = self.heap
+        while heap:
+            self.out.write(heapq.heappop(heap)[3])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,8 +749,29 @@ def analyze_cmd(
     source: Any = captures[0] if len(captures) == 1 else list(captures)
     if source == "-":
         source = sys.stdin.buffer
+    keep = _make_filter(clients, servers, ports, statuses, outcomes)
     try:
-        report = analyze(source, idle_timeout=idle_timeout, progress=progress)
+        run = _Run(analyze(source, idle_timeout=idle_timeout, progress=progress, stream=True))
+        if fmt in ("ndjson", "csv"):
+            # Streamed: no report at all, one row per handshake as its flow closes.
+            found = _stream_rows(run, keep, fmt, output)
+            if fail_on_no_sni and found:
+                ctx.exit(EXIT_NO_SNI)
+            return
+        # json, --flows and --ingress-log list or match every handshake: keep a small record
+        # of each (no parsed ClientHello). The text verdict and tables need none of them.
+        builder = ReportBuilder(
+            keep_handshakes=fmt == "json" or flows or bool(ingress_logs),
+            keep_client_hello=False,
+            by_time=True,
+        )
+        add = builder.add
+        for h in run:
+            if keep is None or keep(h):
+                add(h)
+        report = builder.build(run.issues(), run.stats())
+    except BrokenPipeError:
+        raise  # the reader of a streamed format left: main() ends quietly
     except SniparseError as e:
         _fail(str(e))
     except OSError as e:
@@ -609,10 +779,6 @@ def analyze_cmd(
     finally:
         if progress is not None:
             progress.close()
-
-    keep = _make_filter(clients, servers, ports, statuses, outcomes)
-    if keep is not None:
-        report = report.filtered(keep)
 
     ingress = None
     if ingress_logs:
@@ -625,17 +791,41 @@ def analyze_cmd(
             text = text[: text.rindex("\n}")] + ',\n  "ingress": ' + extra.replace(
                 "\n", "\n  ") + "\n}"
         _emit(text + "\n", output)
-    elif fmt == "ndjson":
-        _emit(render_ndjson(report), output)
-    elif fmt == "csv":
-        _emit(render_csv(report), output)
     elif output is None and sys.stdout.isatty():
         _render_rich(report, flows=flows, quiet=quiet, ingress=ingress)
     else:
         _emit(render_text(report, flows=flows, quiet=quiet, ingress=ingress), output)
 
-    if fail_on_no_sni and report.without_sni:
+    if fail_on_no_sni and report.summary()["without_sni"]:
         ctx.exit(EXIT_NO_SNI)
+
+
+def _stream_rows(
+    run: _Run, keep: Callable[[Handshake], bool] | None, fmt: str, output: str | None
+) -> bool:
+    """Write the ndjson / csv rows of ``run`` as its handshakes come; True when a kept
+    handshake had no SNI (for ``--fail-on-no-sni``)."""
+    out = _Output(output)
+    if fmt == "csv":
+        out.write(_csv_header())
+    line: Callable[[Handshake], str] = _ndjson_line if fmt == "ndjson" else _CsvRow()
+    window = _Reorder(out, REORDER_WINDOW)
+    push = window.push
+    found = False
+    try:
+        for h in run:
+            if keep is not None and not keep(h):
+                continue
+            if not found and h.without_sni:
+                found = True
+            push(h, line(h))
+        # The statistics are not printed, but reading them ends the run like the other
+        # formats do (and any error of the last records surfaces here).
+        run.stats()
+        window.drain()
+    finally:
+        out.close()
+    return found
 
 
 def _emit(text: str, output: str | None) -> None:

@@ -466,3 +466,63 @@ def test_corpus_captures_mutated(corpus_dir: Path) -> None:
             check(bytes(b))
         for n in range(0, len(data), 61):
             check(data[:n])
+
+
+# -- snaplen cuts and lost segments never invent a client without SNI ------------------------
+
+def _status_ok(got: Handshake, want: Handshake) -> bool:
+    """A damaged capture may make a hello ``unknown`` or ``malformed``-free of facts, never
+    flip SNI presence."""
+    if got.sni_status in ("unknown",):
+        return True
+    if want.sni_status == "present":
+        return got.sni_status == "present" and got.sni == want.sni
+    if want.without_sni:
+        return got.without_sni
+    return True
+
+
+def _rewrite(data: bytes, keep: Any) -> bytes:
+    """A copy of a little-endian pcap whose records pass through ``keep(index, header,
+    frame) -> bytes | None`` (None drops the record)."""
+    out = [data[:24]]
+    for i, (off, caplen) in enumerate(pcap_records(data)):
+        r = keep(i, data[off: off + 16], data[off + 16: off + 16 + caplen])
+        if r is not None:
+            out.append(r)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("name", ["scenarios/sni_required_reset.pcap",
+                                  "scenarios/large_hello_two_segments.pcap",
+                                  "scenarios/accepts_both.pcap"])
+def test_snaplen_cuts_never_flip_sni_presence(name: str) -> None:
+    """Every record cut to ``snap`` bytes (origlen kept, as tcpdump -s does)."""
+    full = fixture(name)
+    want = by_port(check(full))
+    for snap in range(54, 1600, 23):
+        def cut(i: int, hdr: bytes, frame: bytes, snap: int = snap) -> bytes:
+            sec, usec, _caplen, orig = struct.unpack("<IIII", hdr)
+            f = frame[:snap]
+            return struct.pack("<IIII", sec, usec, len(f), orig) + f
+        for port, h in by_port(check(_rewrite(full, cut))).items():
+            w = want.get(port)
+            if w is not None:
+                assert _status_ok(h, w), (snap, h, w)
+                if h.sni_status == "unknown":
+                    assert h.unknown_reason in ("truncated", "gap", "capture_end")
+
+
+@pytest.mark.parametrize("name", ["scenarios/large_hello_two_segments.pcap",
+                                  "scenarios/hello_retry_request.pcap",
+                                  "scenarios/sni_required_reset.pcap"])
+def test_each_lost_record_never_flips_sni_presence(name: str) -> None:
+    """Drop one record at a time (a segment the capture missed)."""
+    full = fixture(name)
+    want = by_port(check(full))
+    for drop in range(len(pcap_records(full))):
+        data = _rewrite(full, lambda i, hdr, frame, d=drop: None if i == d else hdr + frame)
+        for port, h in by_port(check(data)).items():
+            w = want.get(port)
+            if w is not None:
+                assert _status_ok(h, w), (drop, h, w)

@@ -25,10 +25,18 @@ def instrumented() -> AbstractContextManager[object]:
 
 
 def seed_files(patterns: Iterable[str], max_size: int = 64_000) -> list[Path]:
-    """Fixture files matching ``patterns`` (globs under fixtures/), small enough to mutate."""
+    """Fixture files matching ``patterns`` (globs under fixtures/), small enough to mutate.
+
+    ``$FUZZ_SEEDS`` (a directory, searched recursively) adds more seeds of at most
+    ``max_size`` bytes, e.g. the public corpus's captures, read in place.
+    """
     out: list[Path] = []
     for pat in patterns:
         out.extend(p for p in sorted(FIXTURES.glob(pat)) if p.stat().st_size <= max_size)
+    extra = os.environ.get("FUZZ_SEEDS")
+    if extra:
+        out.extend(p for p in sorted(Path(extra).rglob("*"))
+                   if p.is_file() and p.stat().st_size <= max_size)
     return out
 
 
@@ -41,7 +49,7 @@ def seed_corpus_dir(name: str, seeds: list[Path], prefix: bytes = b"") -> str:
     base = Path(os.environ.get("FUZZ_WORKDIR", "/tmp/sniparse-fuzz")) / name
     base.mkdir(parents=True, exist_ok=True)
     for s in seeds:
-        dst = base / ("seed_" + s.name)
+        dst = base / ("seed_" + "_".join(s.parts[-3:]))
         if not dst.exists():
             dst.write_bytes(prefix + s.read_bytes())
     return str(base)

@@ -292,16 +292,21 @@ def test_scan_on_a_memory_map(bulk_ether: bytes, tmp_path: Path) -> None:
         mm.close()  # no buffer export left behind
 
 
-def test_sniparse_pure_selects_the_fallback() -> None:
-    code = "import sniparse._fastpath as f; print(f.IMPLEMENTATION)"
-    env = dict(os.environ, SNIPARSE_PURE="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    assert out == "python"
-    env["SNIPARSE_PURE"] = "0"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    assert out == ("c" if HAVE_C else "python")
+def test_sniparse_pure_selects_the_fallback(tmp_path: Path) -> None:
+    # The child imports the very package under test (installed or checked out).
+    home = str(Path(_fastpath.__file__).resolve().parent.parent)
+    code = (f"import sys; sys.path.insert(0, {home!r}); import sniparse._fastpath as f; "
+            "print(f.__file__, f.IMPLEMENTATION)")
+
+    def child(pure: str) -> list[str]:
+        env = dict(os.environ, SNIPARSE_PURE=pure)
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True, cwd=tmp_path).stdout.split()
+
+    where, impl = child("1")
+    assert Path(where).resolve() == Path(_fastpath.__file__).resolve()
+    assert impl == "python"
+    assert child("0")[1] == ("c" if HAVE_C else "python")
 
 
 def test_bad_mode() -> None:

@@ -94,12 +94,15 @@ def test_builder_without_handshakes_matches_full_build(
 
 def test_builder_in_added_order_is_report() -> None:
     """Report(list) is the builder fed in list order: ties go to the first added."""
-    base = dict(client_port=1, server_port=443, unknown_reason=None, detail=None, sslv2=False,
-                ech=False, versions=(), alpn=(), ja3=None, ja4=None, segments=1, hrr=False,
-                alert=None, conn_state="SF", history="ShAD", server_ip="10.0.0.9")
+    base: dict[str, Any] = {
+        "client_port": 1, "server_port": 443, "unknown_reason": None, "detail": None,
+        "sslv2": False, "ech": False, "versions": (), "alpn": (), "ja3": None, "ja4": None,
+        "segments": 1, "hrr": False, "alert": None, "conn_state": "SF", "history": "ShAD",
+        "server_ip": "10.0.0.9",
+    }
     hs = [
         Handshake(ts_ns=t, client_ip=c, sni=n, sni_status="present" if n else "absent",
-                  outcome=o, outcome_ms=ms, frame=t, **base)  # type: ignore[arg-type]
+                  outcome=o, outcome_ms=ms, frame=t, **base)
         for t, c, n, o, ms in [
             (5, "10.0.0.1", "b.example", "server_hello", 1.5),
             (1, "10.0.0.1", "a.example", "server_hello", 2.5),
@@ -152,7 +155,7 @@ def test_reorder_window_keeps_every_row(monkeypatch: pytest.MonkeyPatch,
                                         fixture_runs: list[tuple[Path, list[Handshake],
                                                                  Analysis]]) -> None:
     """A window smaller than the out-of-order stretch still writes each row exactly once."""
-    path, hs, run = max(fixture_runs, key=lambda t: len(t[1]))
+    path, hs, _run = max(fixture_runs, key=lambda t: len(t[1]))
     report = Report.build(sorted(hs, key=lambda h: (h.ts_ns, h.frame)))
     monkeypatch.setattr(cli_mod, "REORDER_WINDOW", 1)
     n = _cli("--format", "ndjson", str(path))

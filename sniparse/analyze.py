@@ -22,18 +22,19 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import IO, Union, cast
 
 from . import _fastpath
 from ._fastpath import Skipper
 from .capture import CaptureReader
 from .decode import decode_segment, fast_key
-from .errors import Issues
+from .errors import Issue, Issues
 from .flows import FlowTable, Handshake
 from .link import LINKTYPE_NAMES
 from .report import CaptureStats, Report
 
-__all__ = ["Analysis", "Source", "analyze", "iter_handshakes"]
+__all__ = ["Analysis", "ParallelAnalysis", "Source", "analyze", "iter_handshakes", "merge_stats"]
 
 Source = Union[str, "os.PathLike[str]", bytes, IO[bytes], Iterable[Union[str, "os.PathLike[str]"]]]
 
@@ -303,6 +304,129 @@ class Analysis:
             decode=decode,
             flows=dict(self.table.stats),
         )
+
+
+class _IssueList(list[Issue]):
+    """Issues already collected elsewhere, with the collector's ``to_list``."""
+
+    def to_list(self) -> list[Issue]:
+        """The issues, in order."""
+        return list(self)
+
+
+def _analyse_file(args: tuple[str, float, int, str]) -> tuple[
+    list[Handshake], list[Issue], CaptureStats
+]:
+    """One worker's job in :class:`ParallelAnalysis`: a whole capture file."""
+    path, idle_timeout, max_flows, fastpath = args
+    run = Analysis(path, idle_timeout=idle_timeout, max_flows=max_flows, fastpath=fastpath)
+    # The parsed ClientHello stays in the worker: everything reported is in the other
+    # fields, and it would only cost pickling.
+    hs = [replace(h, client_hello=None) for h in run]
+    return hs, run.issues.to_list(), run.stats()
+
+
+def merge_stats(parts: list[CaptureStats]) -> CaptureStats:
+    """The statistics of several independent captures, added up."""
+
+    def add(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d in dicts:
+            for k, v in d.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    firsts = [p.first_ts_ns for p in parts if p.first_ts_ns is not None]
+    lasts = [p.last_ts_ns for p in parts if p.last_ts_ns is not None]
+    return CaptureStats(
+        files=tuple(f for p in parts for f in p.files),
+        frames=sum(p.frames for p in parts),
+        bytes=sum(p.bytes for p in parts),
+        first_ts_ns=min(firsts) if firsts else None,
+        last_ts_ns=max(lasts) if lasts else None,
+        linktypes=add(p.linktypes for p in parts),
+        tcp_segments=sum(p.tcp_segments for p in parts),
+        truncated_frames=sum(p.truncated_frames for p in parts),
+        decode=add(p.decode for p in parts),
+        flows=add(p.flows for p in parts),
+    )
+
+
+class ParallelAnalysis:
+    """Several capture files analysed as *independent* captures, ``jobs`` worker processes
+    at a time; iterate it for the handshakes (file by file, in the order given), then read
+    ``issues`` and :meth:`stats` (added up over the files), like :class:`Analysis`.
+
+    Why independent captures only: one capture's flow table is sequential state -- which
+    flows are open, their idle timers, the tombstones of closed ones, the schedule of idle
+    sweeps -- and a flow that crosses a file boundary of a rotated set needs the state the
+    previous file left. A worker that starts a file with an empty table would see such a
+    flow as picked up mid-stream, and no cheap check says where a rotated set may be split
+    safely. So a rotated set (``tcpdump -C`` / ``-G``) is read without ``jobs`` as one
+    capture; ``jobs`` is for captures that are separate anyway (several hosts, several
+    interfaces captured apart, a batch of customer uploads). Frame numbers in handshakes
+    and issues count within each file; each file's issues name the file; one ``info``
+    issue records that the files were analysed apart. ``Handshake.client_hello`` is None.
+
+    Raises :class:`sniparse.NotACaptureError` at once when a file is not a readable
+    capture (all files are checked before any work starts).
+    """
+
+    def __init__(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        jobs: int = 0,
+        idle_timeout: float = 300.0,
+        progress: Callable[[int, int], None] | None = None,
+        max_flows: int = 1_000_000,
+        fastpath: str = "auto",
+    ) -> None:
+        self.paths = [os.fspath(s) for s in sources]
+        # Opens and sniffs every file: a bad one fails here, in the caller's process.
+        reader = CaptureReader(list(self.paths), Issues(), progress=None)
+        self.bytes_total = reader.bytes_total
+        self.jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+        self.idle_timeout = idle_timeout
+        self.max_flows = max_flows
+        self.fastpath = fastpath
+        self.progress = progress
+        self.issues = _IssueList()
+        self._stats: list[CaptureStats] = []
+
+    def __iter__(self) -> Iterator[Handshake]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.issues.clear()
+        self._stats = []
+        self.issues.append(
+            Issue(
+                "info",
+                "capture",
+                f"{len(self.paths)} files analysed as independent captures (--jobs): flows "
+                "that cross from one file into the next are not followed across",
+            )
+        )
+        jobs = [(p, self.idle_timeout, self.max_flows, self.fastpath) for p in self.paths]
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+        done = 0
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=ctx) as ex:
+            for path, (hs, issues, stats) in zip(self.paths, ex.map(_analyse_file, jobs)):
+                yield from hs
+                for i in issues:
+                    if not i.detail.startswith(path):
+                        i = replace(i, detail=f"{path}: {i.detail}")
+                    self.issues.append(i)
+                self._stats.append(stats)
+                done += 1
+                if self.progress is not None:
+                    self.progress(done, len(jobs))
+
+    def stats(self) -> CaptureStats:
+        """The files' statistics added up; complete once iteration has finished."""
+        return merge_stats(self._stats)
 
 
 def _as_sources(source: Source) -> list[object]:

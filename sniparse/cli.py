@@ -81,10 +81,14 @@ REORDER_WINDOW = 4096
 def analyze(source: Any, *, stream: bool = False, **kwargs: Any) -> Any:
     """Run :func:`sniparse.analyze.analyze` and return its Report; with ``stream=True``
     return the :class:`sniparse.analyze.Analysis` instead, to iterate (imported on first use;
-    tests replace this, and a replacement may return a Report either way)."""
+    tests replace this, and a replacement may return a Report either way). ``jobs`` (with
+    several files and ``stream=True``): a :class:`sniparse.analyze.ParallelAnalysis`."""
+    jobs = kwargs.pop("jobs", 1)
     if stream:
-        from .analyze import Analysis
+        from .analyze import Analysis, ParallelAnalysis
 
+        if jobs != 1 and isinstance(source, list) and len(source) > 1:
+            return ParallelAnalysis(source, jobs=jobs, **kwargs)
         return Analysis(source, **kwargs)
     from .analyze import analyze as _analyze
 
@@ -707,6 +711,12 @@ Exit status: 0 done, 1 not a readable capture, 2 usage error,
 @click.option("--ingress-log", "ingress_logs", multiple=True, metavar="FILE",
               help="Correlate with an ingress access log (Envoy/Istio JSON or text; "
                    "repeatable, '-' for standard input). Example: --ingress-log envoy.log")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              metavar="N",
+              help="Analyse several CAPTURE files as independent captures, N worker processes "
+                   "at a time (0: one per CPU), and report them together. Not for a rotated "
+                   "set: its flows cross file boundaries, so read it without --jobs. "
+                   "Example: --jobs 4 host1.pcap host2.pcap host3.pcap")
 @click.option("-q", "--quiet", is_flag=True,
               help="Text format: print only the verdict. Never show a progress bar. "
                    "Example: -q")
@@ -728,6 +738,7 @@ def analyze_cmd(
     output: str | None,
     idle_timeout: float,
     ingress_logs: tuple[str, ...],
+    jobs: int,
     quiet: bool,
     fail_on_no_sni: bool,
 ) -> None:
@@ -751,7 +762,11 @@ def analyze_cmd(
         source = sys.stdin.buffer
     keep = _make_filter(clients, servers, ports, statuses, outcomes)
     try:
-        run = _Run(analyze(source, idle_timeout=idle_timeout, progress=progress, stream=True))
+        more: dict[str, Any] = {"progress": progress}
+        if jobs != 1 and isinstance(source, list):
+            # Per-file workers: no byte count to show a bar with.
+            more = {"progress": None, "jobs": jobs}
+        run = _Run(analyze(source, idle_timeout=idle_timeout, stream=True, **more))
         if fmt in ("ndjson", "csv"):
             # Streamed: no report at all, one row per handshake as its flow closes.
             found = _stream_rows(run, keep, fmt, output)

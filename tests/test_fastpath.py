@@ -312,3 +312,56 @@ def test_sniparse_pure_selects_the_fallback(tmp_path: Path) -> None:
 def test_bad_mode() -> None:
     with pytest.raises(ValueError):
         Analysis(b"", fastpath="fast")
+
+
+# -- --jobs: independent captures in worker processes ---------------------------------------
+
+
+def test_parallel_analysis_equals_separate_runs(bulk_sll2: bytes, tmp_path: Path) -> None:
+    from sniparse.analyze import ParallelAnalysis, merge_stats
+
+    paths = []
+    for i, data in enumerate([bulk_sll2, _generate(tmp_path, "ether", "handshake", 800)]):
+        p = tmp_path / f"part{i}.pcap"
+        p.write_bytes(data)
+        paths.append(str(p))
+    separate = [Analysis(p) for p in paths]
+    want = [astuple(h)[:-1] for a in separate for h in a]
+    par = ParallelAnalysis(paths, jobs=2)
+    got = [astuple(h)[:-1] for h in par]
+    assert got == want
+    assert par.stats() == merge_stats([a.stats() for a in separate])
+    assert par.stats().frames == sum(a.stats().frames for a in separate)
+    issues = par.issues.to_list()
+    assert issues[0].kind == "info" and "independent" in issues[0].detail
+    assert len(issues) == 1 + sum(len(a.issues.to_list()) for a in separate)
+
+
+def test_cli_jobs(bulk_sll2: bytes, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from sniparse.cli import cli
+
+    a = tmp_path / "a.pcap"
+    b = tmp_path / "b.pcap"
+    a.write_bytes(bulk_sll2)
+    b.write_bytes(_generate(tmp_path, "ether", "handshake", 600))
+    runner = CliRunner()
+    rows = {}
+    for args in (["--jobs", "2"], ["-j", "0"]):
+        r = runner.invoke(cli, [*args, "--format", "ndjson", str(a), str(b)])
+        assert r.exit_code == 0, r.output
+        rows[args[0]] = sorted(r.output.splitlines())
+    single = []
+    for p in (a, b):
+        r = runner.invoke(cli, ["--format", "ndjson", str(p)])
+        assert r.exit_code == 0, r.output
+        single += r.output.splitlines()
+    assert rows["--jobs"] == rows["-j"] == sorted(single)
+    assert all(json.loads(line)["client_ip"] for line in single)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    r = runner.invoke(cli, ["--jobs", "2", str(a), str(bad)])
+    assert r.exit_code == 1

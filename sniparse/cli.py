@@ -74,7 +74,7 @@ _PROGRESS_DELAY_S = 1.0
 #: ndjson / csv rows held back to put them in time order (``ts_ns``, then ``frame``). Rows
 #: come out when their flow closes; a flow that closes more than this many handshakes after
 #: later ones started (a long-lived TLS session, a silent flow waiting for the idle timeout)
-#: still has its row written, only later than its time. ~1 KB per held row.
+#: still has its row written, only later than its time. ~1.3 KB per held ndjson row.
 REORDER_WINDOW = 4096
 
 

@@ -273,6 +273,21 @@ BASELINES.update({
     ("zeek/testing/btest/Traces/tls/xmpp-starttls.pcap", "zeek",
      "tcp 146.255.57.229:5222<->198.128.203.95:56048", "history"): _ZEEK_RST_AFTER_FINS.format(
         frames="29 server FIN, 32 client FIN, 33/34 server RST"),
+    **{
+        (cap, "zeek", flow, "rst"): (
+            f"The flow's only RST comes after both FINs ({frames}); sniparse's flow closed at "
+            "the second FIN (see the history entry of this flow), so its history has no r; "
+            "Zeek's rst is true."
+        )
+        for cap, flow, frames in (
+            ("zeek/testing/btest/Traces/tls/imap-starttls.pcap",
+             "tcp 192.168.17.53:49640<->212.227.17.186:143", "frame 32"),
+            ("zeek/testing/btest/Traces/tls/pop3-starttls.pcap",
+             "tcp 192.168.4.149:110<->192.168.4.149:54775", "frames 32/33"),
+            ("zeek/testing/btest/Traces/tls/xmpp-starttls.pcap",
+             "tcp 146.255.57.229:5222<->198.128.203.95:56048", "frames 33/34"),
+        )
+    },
     ("zeek/testing/btest/Traces/tls/irc-starttls.pcap", "zeek",
      "tcp 185.18.76.170:6667<->203.143.168.47:55123", "conn_state"): (
         "Zeek's rule, not a wire fact: the client sends FIN (frame 16), then RST (frame 18), "

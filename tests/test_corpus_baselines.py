@@ -199,6 +199,14 @@ def compare_capture(
                 if not ok:
                     yield ((capture, source, flow, "ja4"),
                            ",".join(str(h.ja4) for h in hs), ",".join(ja4s))
+            if source in ("zeek", "suricata-verify") and f.get("rst") is not None:
+                # Zeek's conn.log: a RST from either side at any time (history r / R).
+                ours_rst = any("r" in h.history.lower() for h in hs)
+                ok = ours_rst == bool(f["rst"])
+                tally.count(source, "rst", ok)
+                if not ok:
+                    yield ((capture, source, flow, "rst"),
+                           ",".join(h.history for h in hs), f"rst={f['rst']}")
             if f.get("conn_state"):
                 orig = tuple(f.get("orig") or ())
                 mine = [h for h in hs if (h.client_ip, h.client_port) == orig] or hs
@@ -235,10 +243,22 @@ def test_corpus_baselines(corpus_dir: Path) -> None:
     unexplained = [d for d in found if d[0] not in BASELINES]
     seen = {d[0] for d in found}
     stale = sorted(k for k in BASELINES if k not in seen)
+    # What tshark scored against the same baselines (BASELINE_COMPARE.tsv), for reference.
+    ref: dict[str, list[int]] = {}
+    compare_tsv = corpus_dir / "BASELINE_COMPARE.tsv"
+    if compare_tsv.is_file():
+        for line in compare_tsv.read_text().splitlines()[1:]:
+            cols = line.split("\t")
+            acc = ref.setdefault(cols[1], [0] * 6)
+            for i in range(6):
+                acc[i] += int(cols[4 + i] or 0)
     text = "\n".join([
         "corpus baselines (Zeek, nDPI, JA4, Arkime, suricata-verify, PcapPlusPlus) vs sniparse",
         *tally.lines(),
         f"  QUIC/DTLS flows listed as tcp, skipped: {dict(tally.udp_skipped)}",
+        "  tshark against the same baselines (all transports; sni, ja3, rst agree/total):",
+        *(f"    {k:32s} {v[0]}/{v[0] + v[1]}  {v[2]}/{v[2] + v[3]}  {v[4]}/{v[4] + v[5]}"
+          for k, v in sorted(ref.items())),
         (f"  disagreements: {len(found) - len(unexplained)} explained, "
         f"{len(unexplained)} unexplained"),
     ])

@@ -681,7 +681,8 @@ Exit status: 0 done, 1 not a readable capture, 2 usage error,
 @cli.command("analyze", cls=_AnalyzeCommand, epilog=_EPILOG)
 @click.argument("captures", metavar="CAPTURE...", nargs=-1, required=True)
 @click.option("--flows", is_flag=True,
-              help="Also list every handshake, one line each. Example: --flows")
+              help="Also list every handshake, one line each (keeps a small record of each "
+                   "handshake in memory). Example: --flows")
 @click.option("--client", "clients", multiple=True, callback=_client_cb, metavar="IP",
               help="Keep only handshakes from this client IP or CIDR range (repeatable). "
                    "Example: --client 10.1.2.3 --client 35.191.0.0/16")
@@ -699,7 +700,8 @@ Exit status: 0 done, 1 not a readable capture, 2 usage error,
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "ndjson", "csv"]),
               default="text", show_default=True,
               help="Output format: text (verdict and tables), json (the whole report), ndjson "
-                   "(one JSON object per handshake), csv (one row per handshake). "
+                   "(one JSON object per handshake), csv (one row per handshake). text, ndjson "
+                   "and csv stream in flat memory; json keeps a small record of each handshake. "
                    "Example: --format ndjson")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the output to this file instead of standard output. "
@@ -710,7 +712,8 @@ Exit status: 0 done, 1 not a readable capture, 2 usage error,
                    "Example: --idle-timeout 30")
 @click.option("--ingress-log", "ingress_logs", multiple=True, metavar="FILE",
               help="Correlate with an ingress access log (Envoy/Istio JSON or text; "
-                   "repeatable, '-' for standard input). Example: --ingress-log envoy.log")
+                   "repeatable, '-' for standard input; keeps a small record of each handshake "
+                   "in memory). Example: --ingress-log envoy.log")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
               metavar="N",
               help="Analyse several CAPTURE files as independent captures, N worker processes "

@@ -233,8 +233,9 @@ scan_pcap, IMPLEMENTATION = _pick()
 class Skipper:
     """What the pipeline shares with the framer's skipping scan: the flow table's
     ``decided`` set (the very object, read live), the ``pending`` idle-timer updates, the
-    scan function, the counts of skipped records (each a frame and a TCP segment), and the
-    idle sweep: when a skipped record's timestamp reaches ``next_expire`` the framer calls
+    scan function, the counts of the framer's records (``frames``, ``bytes``, ``cut`` by the
+    snaplen, per ``linktypes``, the latest time ``max_ts``; of these ``skipped`` were
+    skipped, each a TCP segment), and the idle sweep: when a skipped record's timestamp reaches ``next_expire`` the framer calls
     ``on_expire(ts)`` -- the sweep the per-record loop runs after every TCP segment."""
 
     __slots__ = (
@@ -248,6 +249,7 @@ class Skipper:
         "on_expire",
         "pending",
         "scan",
+        "skipped",
     )
 
     def __init__(
@@ -262,6 +264,7 @@ class Skipper:
         self.scan: ScanFunction = scan if scan is not None else scan_pcap
         self.on_expire: Callable[[int], None] = on_expire or (lambda ts: None)
         self.next_expire = 1 << 62
+        self.skipped = 0
         self.frames = 0
         self.bytes = 0
         self.cut = 0

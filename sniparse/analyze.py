@@ -199,41 +199,28 @@ class Analysis:
         self._held.extend(self.table.expire(ts))
 
     def _fused(self, sk: Skipper) -> Iterator[Handshake]:
-        """One classic pcap source: its framer counts and steps over bulk packets of
-        decided flows (:mod:`sniparse._fastpath`); only the other records come here.
-        Their idle-timer updates go to the table's ``pending_ts``, which it applies itself;
-        idle sweeps the framer starts (:meth:`_sweep`) are yielded before the next record."""
+        """One classic pcap source: its framer counts every frame and steps over bulk
+        packets of decided flows (:mod:`sniparse._fastpath`); only the other records come
+        here. Their idle-timer updates go to the table's ``pending_ts``, which it applies
+        itself; idle sweeps the framer starts (:meth:`_sweep`) are yielded before the next
+        record. The reader reports progress itself, once per buffer."""
         table = self.table
         feed = table.feed
         counters = self.counters
         issues = self.issues
-        linktypes = self._linktypes
-        progress = self.progress
         reader = self.reader
-        frames = nbytes = truncated = segments = 0
+        segments = 0
         first_ts: int | None = None
-        last_ts = 0
         held = self._held
         try:
             for rec in reader:
                 if held:
                     yield from held
                     held.clear()
-                frames += 1
-                data = rec.data
-                caplen = len(data)
-                nbytes += caplen
-                if caplen < rec.origlen:
-                    truncated += 1
-                lt = rec.linktype
-                linktypes[lt] = linktypes.get(lt, 0) + 1
-                ts = rec.ts_ns
+                ts = rec[1]
                 if first_ts is None:
                     first_ts = ts
                     sk.next_expire = ts + _EXPIRE_EVERY_NS
-                last_ts = max(last_ts, ts)
-                if progress is not None and frames % _PROGRESS_EVERY == 0:
-                    progress(reader.bytes_read, reader.bytes_total)
                 seg = decode_segment(rec, issues, counters)
                 if seg is None:
                     continue
@@ -251,18 +238,18 @@ class Analysis:
                 held.clear()
             yield from table.finish()
         finally:
+            linktypes = self._linktypes
             for lt, k in sk.linktypes.items():
                 linktypes[lt] = linktypes.get(lt, 0) + k
             sk.linktypes.clear()
-            last_ts = max(last_ts, sk.max_ts)
             self._done(
-                frames + sk.frames,
-                nbytes + sk.bytes,
-                truncated + sk.cut,
-                segments + sk.frames,
                 sk.frames,
+                sk.bytes,
+                sk.cut,
+                segments + sk.skipped,
+                sk.skipped,
                 first_ts,
-                last_ts,
+                max(sk.max_ts, 0),
             )
 
     def _done(

@@ -36,7 +36,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from ._fastpath import FAST_LINKTYPES, STOP_EXAMINED, STOP_EXPIRE, Skipper, key_at
+from ._fastpath import STOP_EXAMINED, STOP_EXPIRE, Skipper, key_at
 from .errors import Issues, MalformedError
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -280,7 +280,7 @@ class PcapFramer:
         last = self.last_sec
         check_caplen = not self._warned_caplen
         sk = self.skipper
-        if sk is not None and lt in FAST_LINKTYPES:
+        if sk is not None:
             return (yield from self._records_skipping(buf, pos, eof, sk))
         try:
             while True:
@@ -335,7 +335,8 @@ class PcapFramer:
         """:meth:`records` for a framer with a :class:`~sniparse._fastpath.Skipper`: the
         same records, issues and frame numbers, except that bulk packets of decided flows
         are counted in ``sk`` instead of being yielded (``sk.scan`` steps over runs of
-        them; a record the scan did not examine is tested here)."""
+        them; a record the scan did not examine is tested here). ``sk`` also counts every
+        frame, skipped or yielded (frames, bytes, snaplen cuts, link types, latest time)."""
         hdr = self.header
         assert hdr is not None
         n = len(buf)
@@ -354,7 +355,7 @@ class PcapFramer:
         scan = sk.scan
         decided = sk.decided
         pending = sk.pending
-        nskip = nbytes = ncut = 0
+        nskip = nframes = nbytes = ncut = 0
         max_ts = sk.max_ts
         try:
             while True:
@@ -414,6 +415,12 @@ class PcapFramer:
                             if ts >= sk.next_expire:
                                 sk.on_expire(ts)
                             continue
+                    nframes += 1
+                    nbytes += caplen
+                    if caplen < origlen:
+                        ncut += 1
+                    if ts > max_ts:  # noqa: PLR1730 (a call costs more on this path)
+                        max_ts = ts
                     yield tnew(rtype, (frame, ts, lt, buf[pos + rh : end], origlen, iface))
                     pos = end
                     last = sec
@@ -424,12 +431,14 @@ class PcapFramer:
             self.frame = frame
             self.last_sec = last
             self._warned_caplen = not check_caplen
-            sk.frames += nskip
+            nframes += nskip
+            sk.skipped += nskip
+            sk.frames += nframes
             sk.bytes += nbytes
             sk.cut += ncut
             sk.max_ts = max_ts
-            if nskip:
-                sk.linktypes[lt] = sk.linktypes.get(lt, 0) + nskip
+            if nframes:
+                sk.linktypes[lt] = sk.linktypes.get(lt, 0) + nframes
 
     def _stopped(
         self, buf: Buffer, pos: int, eof: bool, frame: int, last: int | None

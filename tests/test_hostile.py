@@ -526,3 +526,27 @@ def test_each_lost_record_never_flips_sni_presence(name: str) -> None:
             w = want.get(port)
             if w is not None:
                 assert _status_ok(h, w), (drop, h, w)
+
+
+@settings(HSETTINGS, max_examples=40)
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)),
+                                        min_size=1, max_size=8))
+def test_mutations_read_from_a_file_path(tmp_path_factory: pytest.TempPathFactory, seed: bytes,
+                                         edits: list[tuple[int, int]]) -> None:
+    """The same contract when the capture is a file (memory-mapped reading) and when it is
+    read as bytes -- and both give the same handshakes."""
+    data = bytearray(seed)
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    path = tmp_path_factory.mktemp("hostile") / "capture.bin"
+    path.write_bytes(bytes(data))
+    with bounded():
+        try:
+            from_file = sniparse.analyze(str(path))
+        except SniparseError:
+            from_file = None
+    from_bytes = check(bytes(data))
+    assert (from_file is None) == (from_bytes is None)
+    if from_file is not None and from_bytes is not None:
+        assert [(h.frame, h.sni_status, h.outcome) for h in from_file.handshakes] == \
+            [(h.frame, h.sni_status, h.outcome) for h in from_bytes.handshakes]

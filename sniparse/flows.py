@@ -493,7 +493,8 @@ class FlowTable:
     def _packet(self, flow: _Flow, d: _Dir, seg: Segment) -> None:
         flags = seg.flags
         ts = seg.ts_ns
-        flow.last_ts = max(flow.last_ts, ts)
+        if ts > flow.last_ts:  # noqa: PLR1730 (per packet: cheaper than a max() call)
+            flow.last_ts = ts
         d.pkts += 1
         if flow.done:
             d.pkts_after_done += 1
@@ -502,17 +503,20 @@ class FlowTable:
         syn = flags & SYN
         ack = flags & ACK
         plen = seg.payload_len
-        # Zeek history letters (first occurrence per direction).
+        # Zeek history letters (first occurrence per direction; the `in` tests spare the
+        # call for letters already there, the common case).
+        letters = d.letters
         if syn:
             self._letter(flow, d, "H" if ack else "S", is_a)
         if plen > 0:
-            self._letter(flow, d, "D", is_a)
+            if "D" not in letters:
+                self._letter(flow, d, "D", is_a)
+        elif ack and not (flags & (SYN | FIN | RST)) and "A" not in letters:
+            self._letter(flow, d, "A", is_a)
         if flags & FIN:
             self._letter(flow, d, "F", is_a)
         if flags & RST:
             self._letter(flow, d, "R", is_a)
-        if ack and plen == 0 and not (flags & (SYN | FIN | RST)):
-            self._letter(flow, d, "A", is_a)
 
         if syn:
             if ack:

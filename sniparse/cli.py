@@ -803,12 +803,13 @@ def analyze_cmd(
         ingress = _correlate_ingress(ingress_logs, report)
 
     if fmt == "json":
-        text = report.to_json(indent=2)
-        if ingress is not None:
-            extra = json.dumps(ingress.to_dict(), indent=2, ensure_ascii=False)
-            text = text[: text.rindex("\n}")] + ',\n  "ingress": ' + extra.replace(
-                "\n", "\n  ") + "\n}"
-        _emit(text + "\n", output)
+        # Written piece by piece: the whole text of a large report is never held at once.
+        out = _Output(output)
+        extra = {"ingress": ingress.to_dict()} if ingress is not None else None
+        for piece in report.iter_json(indent=2, extra=extra):
+            out.write(piece)
+        out.write("\n")
+        out.close()
     elif output is None and sys.stdout.isatty():
         _render_rich(report, flows=flows, quiet=quiet, ingress=ingress)
     else:

@@ -303,6 +303,10 @@ def _median_of(*parts: array[float]) -> float | None:
     return (vals[i - 1] + vals[i]) / 2
 
 
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
 def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
@@ -1333,21 +1337,47 @@ class Report:
         sits compact on one line: Python's indenting encoder is several times slower than
         the compact one, and a capture can hold hundreds of thousands of handshakes.
         """
-        d = self.to_dict()
         if indent is None:
-            return json.dumps(d, ensure_ascii=False)
+            return json.dumps(self.to_dict(), ensure_ascii=False)
+        return "".join(self.iter_json(indent))
+
+    def iter_json(self, indent: int = 2, extra: dict[str, Any] | None = None) -> Iterator[str]:
+        """:meth:`to_json` text in pieces, one row of a list at a time, so that a writer never
+        holds the whole text (nor every row as a dict) at once. ``extra``: more top-level
+        keys, written after ``stats``."""
         pad = " " * indent
-        parts = []
-        for key, value in d.items():
-            if key in ("handshakes", "clients", "servers", "issues") and value:
-                body = (",\n" + pad * 2).join(_ENCODER.encode(x) for x in value)
-                text = f"[\n{pad * 2}{body}\n{pad}]"
+        row_sep = ",\n" + pad * 2
+        views: list[tuple[str, Callable[[], Any]]] = [
+            ("verdicts", lambda: self.to_dicts("verdicts")),
+            ("summary", self.summary),
+            ("servers", lambda: (s.to_dict() for s in self.servers)),
+            ("clients", lambda: (c.to_dict() for c in self.clients)),
+            ("handshakes", lambda: (handshake_to_dict(h) for h in self.handshakes)),
+            ("issues", lambda: self.to_dicts("issues")),
+            ("stats", self.stats.to_dict),
+        ]
+        for key, value in (extra or {}).items():
+            views.append((key, _constant(value)))
+        lengths = {"servers": len(self.servers), "clients": len(self.clients),
+                   "handshakes": len(self.handshakes), "issues": len(self.issues)}
+        yield "{\n"
+        for i, (key, get) in enumerate(views):
+            head = ("" if i == 0 else ",\n") + f"{pad}{json.dumps(key)}: "
+            if key in lengths:
+                if not lengths[key]:
+                    yield head + "[]"
+                    continue
+                # Rows stay compact, one per line (see to_json).
+                yield head + "[\n" + pad * 2
+                for j, row in enumerate(get()):
+                    yield (row_sep if j else "") + _ENCODER.encode(row)
+                yield "\n" + pad + "]"
             else:
-                text = json.dumps(value, indent=indent, ensure_ascii=False).replace(
+                text = json.dumps(get(), indent=indent, ensure_ascii=False).replace(
                     "\n", "\n" + pad
                 )
-            parts.append(f"{pad}{json.dumps(key)}: {text}")
-        return "{\n" + ",\n".join(parts) + "\n}"
+                yield head + text
+        yield "\n}"
 
     def to_pandas(self, view: str = "handshakes") -> Any:
         """One view as a pandas DataFrame (pandas is imported here, not before).

@@ -17,18 +17,18 @@ Any other exception escaping :func:`sniparse.analyze` is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 __all__ = [
-    "SniparseError",
-    "NotACaptureError",
     "CaptureReadError",
     "DecodeError",
-    "MalformedError",
-    "TruncatedError",
     "Issue",
     "Issues",
+    "MalformedError",
+    "NotACaptureError",
+    "SniparseError",
+    "TruncatedError",
 ]
 
 

@@ -30,7 +30,7 @@ record, not TLS). ServerHellos of TLS 1.3 drafts before -22, which had no sessio
 compression method, are read too; an SSLv2 SERVER-HELLO is recognised.
 
 Implementation note: the ClientHello body parser below reads with explicit offset arithmetic
-and bounds checks rather than through :class:`~sniparse._cursor.Cursor`. One hello is parsed
+and bounds checks rather than through a bounds-checked cursor object. One hello is parsed
 per connection, but the benchmark target (under 20 µs per hello including fingerprints) does not
 leave room for a context manager per vector: measured with ``benchmarks/bench_tls.py``, a
 517-byte hello parses in about 11 µs here against 23 µs for dpkt's parser. Every length is

@@ -68,10 +68,10 @@ class Analysis:
 
     ``fastpath`` chooses how bulk packets of decided flows are skipped; every choice gives
     the same handshakes, issues and statistics (``tests/test_fastpath.py``): ``"auto"``
-    (a single classic pcap source is skipped inside its framer, with the C scan when built
-    unless ``SNIPARSE_PURE=1``), ``"c"`` / ``"python"`` (that scan), ``"off"`` (the
-    per-record loop: each frame's key is read and a decided packet is dropped before
-    decoding), ``"none"`` (every frame is decoded and fed; nothing counts as
+    (a single source, pcap or pcapng, is skipped inside its framer; for classic pcap with
+    the C scan when built, unless ``SNIPARSE_PURE=1``), ``"c"`` / ``"python"`` (that scan),
+    ``"off"`` (the per-record loop: each frame's key is read and a decided packet is dropped
+    before decoding), ``"none"`` (every frame is decoded and fed; nothing counts as
     ``bulk_skipped``; the reference the others are checked against)."""
 
     def __init__(
@@ -108,11 +108,7 @@ class Analysis:
 
     def __iter__(self) -> Iterator[Handshake]:
         reader = self.reader
-        fused = (
-            self.fastpath not in ("off", "none")
-            and len(reader.files) == 1
-            and reader.formats[0].split("+")[0] == "pcap"
-        )
+        fused = self.fastpath not in ("off", "none") and len(reader.files) == 1
         if fused:
             scan = None if self.fastpath == "auto" else _SCANS[self.fastpath]
             self.skipper = reader.skipper = Skipper(
@@ -199,7 +195,7 @@ class Analysis:
         self._held.extend(self.table.expire(ts))
 
     def _fused(self, sk: Skipper) -> Iterator[Handshake]:
-        """One classic pcap source: its framer counts every frame and steps over bulk
+        """One source (pcap or pcapng): its framer counts every frame and steps over bulk
         packets of decided flows (:mod:`sniparse._fastpath`); only the other records come
         here. Their idle-timer updates go to the table's ``pending_ts``, which it applies
         itself; idle sweeps the framer starts (:meth:`_sweep`) are yielded before the next

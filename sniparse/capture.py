@@ -413,8 +413,8 @@ class CaptureReader:
         self.max_ratio = max_ratio
         self.max_decompressed = max_decompressed
         self.interfaces: list[Interface] = []
-        #: Set by the pipeline before reading: a single classic pcap source then skips bulk
-        #: packets of decided flows in its framer (see :mod:`sniparse._fastpath`).
+        #: Set by the pipeline before reading: a single source then skips bulk packets of
+        #: decided flows in its framer (see :mod:`sniparse._fastpath`).
         self.skipper: Skipper | None = None
         self._iface_keys: dict[tuple[object, ...], list[int]] = {}
         items = _flatten(sources)
@@ -631,8 +631,6 @@ class CaptureReader:
                     frame_in_detail=merged,
                     record_type=self.record_type,
                 )
-                if not merged and not quiet:
-                    framer.skipper = self.skipper
             else:
                 framer = PcapngFramer(
                     issues,
@@ -641,6 +639,8 @@ class CaptureReader:
                     frame_in_detail=merged,
                     record_type=self.record_type,
                 )
+            if not merged and not quiet:
+                framer.skipper = self.skipper
             if opened.mappable is not None and src.size:
                 yield from self._mapped(framer, opened.mappable, src.size, quiet)
                 return

@@ -36,6 +36,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
+from ._fastpath import Skipper, key_at
 from .errors import Issues
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -194,6 +195,9 @@ class PcapngFramer:
         self._resync_frame = 0
         self._resync_reason = ""
         self._spb_warned = False
+        self.skipper: Skipper | None = None
+        """When set (by the capture reader), bulk packets of decided flows are counted in
+        it and not yielded (see :mod:`sniparse._fastpath`)."""
 
     # -- issues -------------------------------------------------------------------------
     def _issue(self, kind: str, detail: str, frame: int | None, key: str) -> None:
@@ -213,6 +217,9 @@ class PcapngFramer:
         ``len(buf)``: a partial block is then reported as ``truncated`` and ``len(buf)`` is
         returned.
         """
+        sk = self.skipper
+        if sk is not None:
+            return (yield from self._records_skipping(buf, pos, eof, sk))
         n = len(buf)
         frame = self.frame
         tnew = _tuple_new
@@ -286,6 +293,133 @@ class PcapngFramer:
                     yield tnew(rtype, (frame,) + rec)
         finally:
             self.frame = frame
+
+    def _records_skipping(
+        self, buf: Buffer, pos: int, eof: bool, sk: Skipper
+    ) -> Generator[RecordTuple, None, int]:
+        """:meth:`records` for a framer with a :class:`~sniparse._fastpath.Skipper`: the
+        same records, issues and frame numbers, except that bulk packets of decided flows
+        are counted in ``sk`` instead of being yielded; ``sk`` also counts every packet,
+        skipped or yielded (see :mod:`sniparse._fastpath`)."""
+        n = len(buf)
+        frame = self.frame
+        tnew = _tuple_new
+        rtype = self.record_type
+        decided = sk.decided
+        pending = sk.pending
+        lts: dict[int, int] = {}
+        nskip = nframes = nbytes = ncut = 0
+        max_ts = sk.max_ts
+        try:
+            while True:
+                if self._resync_from is not None:
+                    self.frame = frame
+                    r = self._scan(buf, pos, eof)
+                    if r is None:
+                        self._report_resync(None, n)
+                        return n
+                    if r < 0:
+                        return -1 - r
+                    self._report_resync(r, n)
+                    pos = r
+                endian = self.endian
+                if endian is not None:
+                    # Fast loop: Enhanced Packet Blocks of a known interface (as in records).
+                    epb = _EPB_HEAD[endian]
+                    u32 = _U32[endian]
+                    table = self._table
+                    ntab = len(table)
+                    last_ts = self.last_ts
+                    while pos + 28 <= n:
+                        btype, blen, ifid, tsh, tsl, caplen, origlen = epb(buf, pos)
+                        end = pos + blen
+                        if (
+                            btype != EPB
+                            or ifid >= ntab
+                            or end > n
+                            or blen & 3
+                            or not 32 + caplen <= blen <= MAX_BLOCK
+                            or u32(buf, end - 4)[0] != blen
+                        ):
+                            break
+                        gidx, lt, _snap, mul, div, off = table[ifid]
+                        last_ts = ((tsh << 32) | tsl) * mul // div + off
+                        frame += 1
+                        nframes += 1
+                        nbytes += caplen
+                        if caplen < origlen:
+                            ncut += 1
+                        lts[lt] = lts.get(lt, 0) + 1
+                        if last_ts > max_ts:  # noqa: PLR1730 (per packet: no call)
+                            max_ts = last_ts
+                        kf = key_at(lt, buf, pos + 28, caplen)
+                        if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                            key = kf[0]
+                            old = pending.get(key)
+                            if old is None or last_ts > old:
+                                pending[key] = last_ts
+                            nskip += 1
+                            pos = end
+                            if last_ts >= sk.next_expire:
+                                self.last_ts = last_ts
+                                sk.on_expire(last_ts)
+                            continue
+                        yield tnew(
+                            rtype,
+                            (frame, last_ts, lt, buf[pos + 28 : pos + 28 + caplen], origlen, gidx),
+                        )
+                        pos = end
+                    self.last_ts = last_ts
+                # General path: one block of any type, with every check reported.
+                if pos + 12 > n:
+                    if eof and pos < n:
+                        self._issue(
+                            "truncated",
+                            f"file ends inside a block header ({n - pos} bytes)",
+                            frame + 1,
+                            "cut",
+                        )
+                        return n
+                    return pos
+                self.frame = frame
+                step = self._block(buf, pos, eof)
+                frame = self.frame  # a custom block may have taken a frame number
+                if step is None:
+                    return pos  # need more
+                if step < 0:
+                    return n  # reported, nothing more to read
+                pos = step
+                if self._pending is not None:
+                    ts, lt, data, origlen, gidx = self._pending
+                    self._pending = None
+                    frame += 1
+                    nframes += 1
+                    caplen = len(data)
+                    nbytes += caplen
+                    if caplen < origlen:
+                        ncut += 1
+                    lts[lt] = lts.get(lt, 0) + 1
+                    max_ts = max(max_ts, ts)
+                    kf = key_at(lt, data, 0, caplen)
+                    if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                        key = kf[0]
+                        old = pending.get(key)
+                        if old is None or ts > old:
+                            pending[key] = ts
+                        nskip += 1
+                        if ts >= sk.next_expire:
+                            sk.on_expire(ts)
+                        continue
+                    yield tnew(rtype, (frame, ts, lt, data, origlen, gidx))
+        finally:
+            self.frame = frame
+            sk.skipped += nskip
+            sk.frames += nframes
+            sk.bytes += nbytes
+            sk.cut += ncut
+            sk.max_ts = max_ts
+            for lt, k in lts.items():
+                sk.linktypes[lt] = sk.linktypes.get(lt, 0) + k
 
     _pending: tuple[int, int, bytes, int, int] | None = None
 

@@ -160,6 +160,20 @@ def test_generated_sll2(bulk_sll2: bytes) -> None:
     assert _agree(bulk_sll2) > 0
 
 
+def test_generated_pcapng_two_interfaces(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import gen_capture
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "mixed.pcapng"
+    gen_capture.generate(out, packets=4000, seed=4, mix="bulk", link="mixed")
+    assert _agree(str(out)) > 1000
+    assert _agree(str(out), map_window=65536) > 1000
+    data = out.read_bytes()
+    assert _agree(data[: len(data) * 2 // 3]) > 0  # cut inside a block
+
+
 @pytest.mark.parametrize(
     "variant",
     [

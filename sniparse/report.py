@@ -348,18 +348,30 @@ def _ordered(counts: dict[Any, int], first: dict[Any, int], reorder: bool) -> Co
 
 
 class _Tally:
-    """A count per key plus the rank each key was first seen at."""
+    """A count per key plus the rank each key was first seen at. The dicts are made at the
+    first key: a client's group leaves most of its tallies empty, and there can be a great
+    many clients."""
 
     __slots__ = ("counts", "first")
 
     def __init__(self) -> None:
-        self.counts: dict[Any, int] = {}
-        self.first: dict[Any, int] = {}
+        self.counts: dict[Any, int] | None = None
+        self.first: dict[Any, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.counts) if self.counts is not None else 0
 
     def add(self, key: Any, rank: int, late: bool) -> None:
-        _bump(self.counts, self.first, key, rank, late)
+        counts = self.counts
+        if counts is None:
+            self.counts = {key: 1}
+            self.first = {key: rank}
+        else:
+            _bump(counts, self.first, key, rank, late)  # type: ignore[arg-type]
 
     def counter(self, reorder: bool) -> Counter[Any]:
+        if self.counts is None or self.first is None:
+            return Counter()
         return _ordered(self.counts, self.first, reorder)
 
 
@@ -398,6 +410,7 @@ class _Acc:
     )
 
     def __init__(self, examples: bool = False) -> None:
+        # examples=True: a server endpoint's group (see add()).
         self.attempts = 0
         self.with_sni = 0
         self.without_sni = 0
@@ -430,14 +443,19 @@ class _Acc:
         self.outcomes.add(outcome, rank, late)
         status = h.sni_status
         ms = h.outcome_ms
+        # Only server endpoints (the groups with examples) need outcomes_with, peers_without
+        # and unknown_reasons: the verdict rules read them, ClientSummary does not.
+        ex = self.examples
         if status == "present":
             self.with_sni += 1
-            self.outcomes_with.add(outcome, rank, late)
+            if ex is not None:
+                self.outcomes_with.add(outcome, rank, late)
             group = "with"
         elif status in ("absent", "empty"):
             self.without_sni += 1
             self.outcomes_without.add(outcome, rank, late)
-            self.peers_without[peer] += 1
+            if ex is not None:
+                self.peers_without[peer] += 1
             if h.ja4:
                 self.ja4_without.add(h.ja4, rank, late)
             if ms is not None:
@@ -450,11 +468,11 @@ class _Acc:
         else:
             # "unknown" and anything unexpected: never counted as without SNI.
             self.unknown += 1
-            self.unknown_reasons.add(h.unknown_reason or "unknown", rank, late)
+            if ex is not None:
+                self.unknown_reasons.add(h.unknown_reason or "unknown", rank, late)
             group = "unknown"
         if ms is not None:
             self.ms_other.append(ms)
-        ex = self.examples
         if ex is not None:
             old = ex.get((group, outcome))
             if old is None or (late and rank < old[0]):
@@ -885,7 +903,7 @@ class ReportBuilder:
                     names=_ranked(g.names),
                     ja3=_ranked(a.ja3.counter(reorder)),
                     ja4=_ranked(a.ja4.counter(reorder)),
-                    clients=len(a.peers.counts),
+                    clients=len(a.peers),
                     clients_without_sni=len(a.peers_without),
                     typical_ms=g.typical_ms,
                     typical_ms_without_sni=g.typical_ms_without,

@@ -550,3 +550,37 @@ def test_mutations_read_from_a_file_path(tmp_path_factory: pytest.TempPathFactor
     if from_file is not None and from_bytes is not None:
         assert [(h.frame, h.sni_status, h.outcome) for h in from_file.handshakes] == \
             [(h.frame, h.sni_status, h.outcome) for h in from_bytes.handshakes]
+
+
+def _short_flows(n: int) -> bytes:
+    """``n`` connections from distinct clients, each a SYN answered by RST+ACK."""
+    out = [pcap_header()]
+    for i in range(n):
+        c = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+        out.append(pcap_record(1_000_000 + i * 10, eth_ipv4_tcp(c, "10.255.0.2", 40000, 443,
+                                                                1000, 0, 0x02)))
+        out.append(pcap_record(1_000_005 + i * 10, eth_ipv4_tcp("10.255.0.2", c, 443, 40000, 0,
+                                                                1001, 0x14)))
+    return b"".join(out)
+
+
+@pytest.mark.xfail(strict=True, reason="flows.FlowTable._close copies the tombstone keys "
+                   "into a list on every close once they pass max_flows")
+def test_closed_flows_cost_does_not_grow_with_the_table_cap() -> None:
+    """Closed flows leave tombstones (bounded by ``max_flows``). Trimming them must cost
+    O(1) per closed flow: a busy capture (more closed flows per minute than half the cap)
+    may not get slower as the cap grows."""
+    data = _short_flows(30_000)
+
+    def best_of_two(max_flows: int) -> float:
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            rep = check(data, max_flows=max_flows)
+            times.append(time.perf_counter() - started)
+            assert rep is not None and rep.stats.flows["flows_total"] == 30_000
+        return min(times)
+
+    unbounded = best_of_two(10_000_000)
+    at_cap = best_of_two(30_000)
+    assert at_cap < 3 * unbounded + 0.5, (at_cap, unbounded)

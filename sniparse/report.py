@@ -5,6 +5,12 @@ records, the :class:`~sniparse.errors.Issue` list and the :class:`CaptureStats` 
 a report can be rebuilt from any filtered subset of handshakes (the CLI's ``--client`` /
 ``--server`` filters do exactly that).
 
+:class:`ReportBuilder` computes every view incrementally, one handshake at a time, and can do
+so without keeping the handshakes (``keep_handshakes=False``): memory then grows with the
+number of distinct clients and server endpoints (their counters), plus 16 bytes per handshake
+for exact medians, never with the handshakes themselves. The CLI builds its text report that
+way while the capture streams past.
+
 The verdict rules (SPEC "What it must report"):
 
 * An endpoint whose attempts *without* SNI (``absent`` / ``empty``) are *rejected* -- a server

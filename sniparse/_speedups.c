@@ -1,8 +1,9 @@
 /*
- * sniparse._speedups: the bulk-data skipping scan in C.
+ * sniparse._speedups: the bulk-data skipping scans in C.
  *
- * One function, scan_pcap(), with exactly the contract of sniparse._fastpath.scan_pcap_py
- * (read that module's notes first): walk classic pcap records from an offset of a buffer
+ * scan_pcap() and scan_pcapng(), with exactly the contracts of
+ * sniparse._fastpath.scan_pcap_py and scan_pcapng_py (read that module's notes first):
+ * walk classic pcap records, or pcapng Enhanced Packet Blocks, from an offset of a buffer
  * (bytes or a read-only mmap) and step over every record that is a data or pure-ACK TCP
  * packet of a flow whose direction key is in the flow table's `decided` set, counting it;
  * stop at the first record that needs Python and say where.
@@ -20,6 +21,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -152,6 +154,62 @@ static inline unsigned key_hash(const unsigned char *k, int len) {
     return (unsigned)(h ^ (h >> 16)) & (CACHE_SIZE - 1);
 }
 
+/* Is the frame with this key (known to carry no SYN/FIN/RST) in `decided`? 1: yes, and
+ * its time is recorded in the cache; 0: no; -1: a Python error is set. */
+static int skip_key(entry *cache, const unsigned char *key, int klen, long long ts,
+                    PyObject *decided, PyObject *pending) {
+    entry *e = &cache[key_hash(key, klen)];
+    if (e->obj != NULL && e->len == klen && memcmp(e->key, key, (size_t)klen) == 0) {
+        if (ts > e->ts)
+            e->ts = ts;
+        return 1;
+    }
+    PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
+    if (kobj == NULL)
+        return -1;
+    int in = PySet_Contains(decided, kobj);
+    if (in <= 0) {
+        Py_DECREF(kobj);
+        return in;
+    }
+    if (e->obj != NULL) {
+        int r = pending_max(pending, e->obj, e->ts);
+        Py_CLEAR(e->obj);
+        if (r < 0) {
+            Py_DECREF(kobj);
+            return -1;
+        }
+    }
+    e->obj = kobj; /* the reference moves into the cache */
+    e->ts = ts;
+    e->len = klen;
+    memcpy(e->key, key, (size_t)klen);
+    return 1;
+}
+
+/* Write the cached times to `pending` and empty the cache; returns -1 on error. */
+static int flush_cache(entry *cache, PyObject *pending, int failed) {
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        if (cache[i].obj != NULL) {
+            if (!failed && pending_max(pending, cache[i].obj, cache[i].ts) < 0)
+                failed = 1;
+            Py_CLEAR(cache[i].obj);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* stop_ts may be any Python int (a damaged pcapng time plus a second): clamp it. */
+static long long as_stop_ts(PyObject *o) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow > 0)
+        return LLONG_MAX;
+    if (overflow < 0)
+        return LLONG_MIN;
+    return v;
+}
+
 PyDoc_STRVAR(scan_pcap_doc,
 "scan_pcap(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
 "          decided, pending, stop_ts)\n"
@@ -175,7 +233,7 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
     long long limit = PyLong_AsLongLong(args[5]);
     long lt = PyLong_AsLong(args[6]);
     int check_caplen = PyObject_IsTrue(args[7]);
-    long long stop_ts = PyLong_AsLongLong(args[10]);
+    long long stop_ts = as_stop_ts(args[10]);
     if (PyErr_Occurred() || big < 0 || check_caplen < 0)
         return NULL;
     PyObject *decided = args[8];
@@ -216,38 +274,13 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
             break;
         }
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
-        entry *e = &cache[key_hash(key, klen)];
-        if (e->obj != NULL && e->len == klen && memcmp(e->key, key, (size_t)klen) == 0) {
-            if (ts > e->ts)
-                e->ts = ts;
-        } else {
-            PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
-            if (kobj == NULL) {
+        int sk = skip_key(cache, key, klen, ts, decided, pending);
+        if (sk <= 0) {
+            if (sk < 0)
                 failed = 1;
-                break;
-            }
-            int in = PySet_Contains(decided, kobj);
-            if (in <= 0) {
-                Py_DECREF(kobj);
-                if (in < 0)
-                    failed = 1;
-                else
-                    why = 0; /* STOP_EXAMINED */
-                break;
-            }
-            if (e->obj != NULL) {
-                int r = pending_max(pending, e->obj, e->ts);
-                Py_CLEAR(e->obj);
-                if (r < 0) {
-                    Py_DECREF(kobj);
-                    failed = 1;
-                    break;
-                }
-            }
-            e->obj = kobj; /* the reference moves into the cache */
-            e->ts = ts;
-            e->len = klen;
-            memcpy(e->key, key, (size_t)klen);
+            else
+                why = 0; /* STOP_EXAMINED */
+            break;
         }
         if (ts > max_ts)
             max_ts = ts;
@@ -264,20 +297,168 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
         }
     }
     PyBuffer_Release(&view);
-    for (int i = 0; i < CACHE_SIZE; i++) {
-        if (cache[i].obj != NULL) {
-            if (!failed && pending_max(pending, cache[i].obj, cache[i].ts) < 0)
-                failed = 1;
-            Py_CLEAR(cache[i].obj);
-        }
-    }
-    if (failed)
+    if (flush_cache(cache, pending, failed) < 0)
         return NULL;
     return Py_BuildValue("(nLLLLLLi)", pos, k, nbytes, cut, last_sec, last_ts, max_ts, why);
 }
 
+/* One interface of the current pcapng section, from the framer's table. */
+typedef struct {
+    long lt;
+    long long mul, div, off;
+} iface;
+
+PyDoc_STRVAR(scan_pcapng_doc,
+"scan_pcapng(buf, pos, big_endian, table, max_block, decided, pending, stop_ts, counts)\n"
+"    -> (pos, skipped, bytes, cut, last_ts, max_ts, why)\n\n"
+"The pcapng counterpart of scan_pcap: skip Enhanced Packet Blocks of buf from pos while\n"
+"they are bulk packets of decided flows. table: the framer's interface table of the\n"
+"section, (global index, linktype, snaplen, mul, div, offset_ns) per interface id;\n"
+"counts: a list as long as table, to which the skipped packets per interface are added.\n"
+"Stops at any block that is not a sound EPB of a known interface (why 1), at a packet\n"
+"that needs Python (why 0), or after a skipped packet at or past stop_ts (why 2).");
+
+static PyObject *scan_pcapng(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcapng() takes exactly 9 arguments");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    int big = PyObject_IsTrue(args[2]);
+    PyObject *table = args[3];
+    long long max_block = PyLong_AsLongLong(args[4]);
+    PyObject *decided = args[5];
+    PyObject *pending = args[6];
+    long long stop_ts = as_stop_ts(args[7]);
+    PyObject *counts = args[8];
+    if (PyErr_Occurred() || big < 0)
+        return NULL;
+    if (!PyList_Check(table) || !PyList_Check(counts) || !PyAnySet_Check(decided) ||
+        !PyDict_Check(pending) || PyList_GET_SIZE(counts) != PyList_GET_SIZE(table) || pos < 0) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcapng(): bad arguments");
+        return NULL;
+    }
+    Py_ssize_t ntab = PyList_GET_SIZE(table);
+    long long k = 0, nbytes = 0, cut = 0, last_ts = -1, max_ts = -1;
+    int why = 1; /* STOP_OTHER */
+    iface *tab = PyMem_Calloc((size_t)(ntab ? ntab : 1), sizeof(iface));
+    long long *cnt = PyMem_Calloc((size_t)(ntab ? ntab : 1), sizeof(long long));
+    if (tab == NULL || cnt == NULL) {
+        PyMem_Free(tab);
+        PyMem_Free(cnt);
+        return PyErr_NoMemory();
+    }
+    int usable = 1;
+    for (Py_ssize_t i = 0; i < ntab && usable; i++) {
+        PyObject *t = PyList_GET_ITEM(table, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 6) {
+            usable = 0;
+            break;
+        }
+        tab[i].lt = PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
+        tab[i].mul = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 3));
+        tab[i].div = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 4));
+        tab[i].off = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 5));
+        if (PyErr_Occurred()) {
+            /* Values beyond 64 bits (a strange if_tsresol / if_tsoffset): leave this
+             * section to Python. */
+            PyErr_Clear();
+            usable = 0;
+        } else if (tab[i].mul < 0 || tab[i].div <= 0) {
+            usable = 0;
+        }
+    }
+#ifndef __SIZEOF_INT128__
+    usable = 0; /* exact timestamps need 128-bit products; Python does it instead */
+#endif
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyMem_Free(tab);
+        PyMem_Free(cnt);
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    int failed = 0;
+    unsigned char key[36];
+    int flags = 0;
+    entry cache[CACHE_SIZE];
+    for (int i = 0; i < CACHE_SIZE; i++)
+        cache[i].obj = NULL;
+
+    while (usable && pos + 28 <= n) {
+        const unsigned char *h = b + pos;
+        uint32_t btype = rd32(h, big), blen = rd32(h + 4, big), ifid = rd32(h + 8, big);
+        uint32_t tsh = rd32(h + 12, big), tsl = rd32(h + 16, big);
+        uint32_t caplen = rd32(h + 20, big), origlen = rd32(h + 24, big);
+        long long end = (long long)pos + blen;
+        if (btype != 6 || ifid >= (uint32_t)ntab || end > n || (blen & 3) ||
+            !(32 + (long long)caplen <= (long long)blen && (long long)blen <= max_block) ||
+            rd32(b + end - 4, big) != blen)
+            break;
+#ifdef __SIZEOF_INT128__
+        /* The framer's ((tsh << 32) | tsl) * mul // div + off, exactly (all >= 0 but off). */
+        __int128 t = ((__int128)(((uint64_t)tsh << 32) | tsl) * tab[ifid].mul) / tab[ifid].div +
+                     tab[ifid].off;
+        if (t > (__int128)INT64_MAX || t < (__int128)INT64_MIN)
+            break;
+        long long ts = (long long)t;
+#else
+        long long ts = 0;
+#endif
+        int klen = frame_key(tab[ifid].lt, h + 28, (Py_ssize_t)caplen, key, &flags);
+        if (klen == 0 || (flags & 0x07)) {
+            why = 0;
+            break;
+        }
+        int sk = skip_key(cache, key, klen, ts, decided, pending);
+        if (sk <= 0) {
+            if (sk < 0)
+                failed = 1;
+            else
+                why = 0;
+            break;
+        }
+        if (ts > max_ts)
+            max_ts = ts;
+        k++;
+        cnt[ifid]++;
+        nbytes += caplen;
+        if (caplen < origlen)
+            cut++;
+        last_ts = ts;
+        pos = (Py_ssize_t)end;
+        if (ts >= stop_ts) {
+            why = 2;
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (flush_cache(cache, pending, failed) < 0)
+        failed = 1;
+    for (Py_ssize_t i = 0; i < ntab && !failed; i++) {
+        if (cnt[i] == 0)
+            continue;
+        PyObject *old = PyList_GET_ITEM(counts, i);
+        long long o = PyLong_AsLongLong(old);
+        PyObject *nw = (o == -1 && PyErr_Occurred()) ? NULL : PyLong_FromLongLong(o + cnt[i]);
+        if (nw == NULL) {
+            failed = 1;
+            break;
+        }
+        PyList_SetItem(counts, i, nw); /* steals nw, releases old */
+    }
+    PyMem_Free(tab);
+    PyMem_Free(cnt);
+    if (failed)
+        return NULL;
+    return Py_BuildValue("(nLLLLLi)", pos, k, nbytes, cut, last_ts, max_ts, why);
+}
+
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
+    {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
     {NULL, NULL, 0, NULL},
 };
 

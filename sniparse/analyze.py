@@ -46,19 +46,25 @@ _PROGRESS_EVERY = 16384
 _SYN_FIN_RST = 0x07
 
 
-def _c_scan() -> _fastpath.ScanFunction | None:
+def _c_scans() -> tuple[_fastpath.ScanFunction | None, _fastpath.ScanNgFunction | None]:
     try:
         mod = importlib.import_module("._speedups", __package__)
     except ImportError:
-        return None
-    return cast(_fastpath.ScanFunction, mod.scan_pcap)
+        return None, None
+    return (
+        cast(_fastpath.ScanFunction, mod.scan_pcap),
+        cast(_fastpath.ScanNgFunction, mod.scan_pcapng),
+    )
 
 
-# The skipping scans a caller may ask for by name (tests compare them).
+# The skipping scans a caller may ask for by name (tests compare them): classic pcap, and
+# pcapng (None: the pcapng framer's own Python loop).
+_C_SCAN, _C_SCAN_NG = _c_scans()
 _SCANS: dict[str, _fastpath.ScanFunction | None] = {
-    "c": _c_scan(),
+    "c": _C_SCAN,
     "python": _fastpath.scan_pcap_py,
 }
+_NG_SCANS: dict[str, _fastpath.ScanNgFunction | None] = {"c": _C_SCAN_NG, "python": None}
 
 
 class Analysis:
@@ -110,9 +116,13 @@ class Analysis:
         reader = self.reader
         fused = self.fastpath not in ("off", "none") and len(reader.files) == 1
         if fused:
-            scan = None if self.fastpath == "auto" else _SCANS[self.fastpath]
+            auto = self.fastpath == "auto"
             self.skipper = reader.skipper = Skipper(
-                self.table.decided, scan, self._sweep, self.table.pending_ts
+                self.table.decided,
+                None if auto else _SCANS[self.fastpath],
+                self._sweep,
+                self.table.pending_ts,
+                "default" if auto else _NG_SCANS[self.fastpath],
             )
             if self.progress is not None:
                 reader.progress = self.progress

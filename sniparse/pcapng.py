@@ -36,7 +36,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from ._fastpath import Skipper, key_at
+from ._fastpath import STOP_EXAMINED, STOP_EXPIRE, STOP_OTHER, Skipper, key_at
 from .errors import Issues
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -307,6 +307,7 @@ class PcapngFramer:
         rtype = self.record_type
         decided = sk.decided
         pending = sk.pending
+        scan_ng = sk.scan_ng
         lts: dict[int, int] = {}
         nskip = nframes = nbytes = ncut = 0
         max_ts = sk.max_ts
@@ -330,7 +331,29 @@ class PcapngFramer:
                     table = self._table
                     ntab = len(table)
                     last_ts = self.last_ts
+                    big = endian == ">"
+                    counts = [0] * ntab
+                    why = STOP_OTHER
                     while pos + 28 <= n:
+                        if scan_ng is not None:
+                            pos, k, nb, ct, lts_, mts, why = scan_ng(
+                                buf, pos, big, table, MAX_BLOCK, decided, pending,
+                                sk.next_expire, counts,
+                            )
+                            if k:
+                                frame += k
+                                nskip += k
+                                nframes += k
+                                nbytes += nb
+                                ncut += ct
+                                last_ts = lts_
+                                max_ts = max(max_ts, mts)
+                                if why == STOP_EXPIRE:
+                                    self.last_ts = last_ts
+                                    sk.on_expire(last_ts)
+                                    continue
+                                if pos + 28 > n:
+                                    break
                         btype, blen, ifid, tsh, tsl, caplen, origlen = epb(buf, pos)
                         end = pos + blen
                         if (
@@ -352,7 +375,8 @@ class PcapngFramer:
                         lts[lt] = lts.get(lt, 0) + 1
                         if last_ts > max_ts:  # noqa: PLR1730 (per packet: no call)
                             max_ts = last_ts
-                        kf = key_at(lt, buf, pos + 28, caplen)
+                        kf = None if why == STOP_EXAMINED else key_at(lt, buf, pos + 28, caplen)
+                        why = STOP_OTHER
                         if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
                             key = kf[0]
                             old = pending.get(key)
@@ -370,6 +394,10 @@ class PcapngFramer:
                         )
                         pos = end
                     self.last_ts = last_ts
+                    for i, c in enumerate(counts):
+                        if c:
+                            lt = table[i][1]
+                            lts[lt] = lts.get(lt, 0) + c
                 # General path: one block of any type, with every check reported.
                 if pos + 12 > n:
                     if eof and pos < n:

@@ -280,6 +280,49 @@ def test_c_scan_matches_python_scan(bulk_ether: bytes) -> None:
                     pos = max(r_py[0], pos) + rng.randrange(1, 64)
 
 
+@pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
+def test_c_pcapng_scan_matches_python(tmp_path: Path) -> None:
+    from sniparse.analyze import _NG_SCANS
+    from sniparse.pcapng import MAX_BLOCK
+
+    c_scan = _NG_SCANS["c"]
+    assert c_scan is not None
+    sys.path.insert(0, str(BENCH))
+    try:
+        import gen_capture
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "m.pcapng"
+    gen_capture.generate(out, packets=3000, seed=6, mix="bulk", link="mixed")
+    data = out.read_bytes()
+    # The framer's own view: its interface table and every EPB's offset and key.
+    from sniparse.errors import Issues
+    from sniparse.pcapng import PcapngFramer
+
+    framer = PcapngFramer(Issues())
+    recs = list(framer.records(data, 0, True))
+    table = list(framer._table)
+    decided = {k[0] for r in recs if (k := fast_key(r[2], r[3])) is not None}
+    offsets = [i for i in range(0, len(data) - 4, 4) if data[i : i + 4] == b"\x06\0\0\0"]
+    assert len(offsets) >= len(recs)
+    rng = random.Random(5)
+    bad = bytearray(data)
+    for _ in range(300):
+        bad[rng.randrange(len(bad))] = rng.randrange(256)
+    for buf in (data, bytes(bad), data[: len(data) // 2]):
+        for p in offsets[::7]:
+            for stop in (1 << 62, 0, recs[len(recs) // 2][1]):
+                cp: list[int] = [0] * len(table)
+                cc: list[int] = [0] * len(table)
+                pp: dict[bytes, int] = {}
+                pc: dict[bytes, int] = {}
+                args = (False, table, MAX_BLOCK, decided)
+                r_py = _fastpath.scan_pcapng_py(buf, p, *args, pp, stop, cp)
+                r_c = c_scan(buf, p, *args, pc, stop, cc)
+                assert r_py == r_c, p
+                assert pp == pc and cp == cc
+
+
 def test_scan_on_a_memory_map(bulk_ether: bytes, tmp_path: Path) -> None:
     import mmap
 

@@ -6,8 +6,8 @@ Contract checked (h11's rule: any exception other than ours is a bug):
 * ``read_client_hello(data, start)`` returns None, ``(hello, end)`` with
   ``start < end <= len(data)``, or raises a SniparseError; and the same bytes fed one prefix
   longer never turn a complete hello back into "need more";
-* ``read_server_reaction(data, start)`` returns None or a ServerReaction, or raises a
-  SniparseError.
+* ``read_server_reaction(data, start)`` (also with ``past_warnings=True``) returns None or a
+  ServerReaction, or raises a SniparseError.
 
 Run: ``python tests/fuzz/fuzz_tls.py -max_total_time=600`` (see README.md).
 """
@@ -62,6 +62,12 @@ def target(data: bytes) -> None:
         read_server_reaction(bytearray(buf), 0)
     except SniparseError:
         pass
+    try:
+        w = read_server_reaction(buf, start, past_warnings=True)
+    except SniparseError:
+        w = None
+    if w is not None:
+        assert w.kind in ("server_hello", "alert", "other_tls", "not_tls"), w.kind
 
 
 def main() -> None:

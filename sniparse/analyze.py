@@ -7,11 +7,27 @@ trouble into Issues for the caller. Data flows one way::
                             -> Report.build (views, verdicts)
 
 Speed: most packets of a real capture are bulk data of flows whose handshake question is
-already answered. ``decode.fast_key`` reads the direction key and the TCP flags straight
-from the frame for the common link types, and such a packet is counted and dropped before
-any decoding or flow work, unless it carries SYN, FIN or RST (those always reach the flow
-table, because they decide Zeek's conn_state and history). Dropping them cannot change a
-result: the flow table lists exactly those keys in ``FlowTable.decided``.
+already answered; the flow table lists their direction keys in ``FlowTable.decided``. Such
+a packet (unless it carries SYN, FIN or RST, which decide Zeek's conn_state and history)
+cannot change a result, so it is counted and dropped before any decoding or flow work:
+
+* one source (the common case, pcap or pcapng): inside the framer, straight in the mapped
+  file or the read buffer (:mod:`sniparse._fastpath`; the C scan of
+  ``sniparse._speedups`` when it is built). No Record, Segment or slice is made for it;
+  the framer counts every frame, and this loop only decodes and feeds the rest. Skipped
+  packets' times reach the flow table's idle timers through ``FlowTable.pending_ts``, and
+  the idle sweep runs at the same packets as without skipping (``Skipper.on_expire``);
+* several sources merged by time: per record, from ``decode.fast_key`` (:meth:`_general`).
+
+Every way gives the same handshakes, issues and statistics (``Analysis(fastpath=...)``,
+checked by ``tests/test_fastpath.py`` on every fixture and corpus capture). Measured on
+2 shared CPUs (CPU seconds, whole CLI run, ``--format ndjson``): a 713 MB bulk capture
+(500k packets) 0.59 s against dpkt's 5.9 s and tshark's 9.2 s; a 2 GB one 1.05 s against
+dpkt's 16.3 s, in 32 MB of memory.
+
+Several independent captures can be analysed in parallel processes
+(:class:`ParallelAnalysis`, the CLI's ``--jobs``); a rotated set is one capture and is
+read in one process (the class notes say why).
 
 Memory: nothing here keeps per-packet state. ``iter_handshakes`` yields each handshake as
 its flow is decided, so a caller that streams holds only the live flow table.

@@ -584,3 +584,24 @@ def test_closed_flows_cost_does_not_grow_with_the_table_cap() -> None:
     unbounded = best_of_two(10_000_000)
     at_cap = best_of_two(30_000)
     assert at_cap < 3 * unbounded + 0.5, (at_cap, unbounded)
+
+
+@settings(HSETTINGS, max_examples=40)
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 7)),
+                                        min_size=0, max_size=8))
+def test_streaming_iterator_same_contract(seed: bytes, flips: list[tuple[int, int]]) -> None:
+    """``iter_handshakes`` (the streaming API) on damaged input: the same handshakes as
+    ``analyze``, and only SniparseError escapes."""
+    data = bytearray(seed)
+    for pos, bit in flips:
+        data[pos % len(data)] ^= 1 << bit
+    rep = check(bytes(data))
+    with bounded():
+        try:
+            streamed = list(sniparse.iter_handshakes(bytes(data)))
+        except SniparseError:
+            streamed = None
+    assert (rep is None) == (streamed is None)
+    if rep is not None and streamed is not None:
+        key = lambda h: (h.ts_ns, h.frame, h.client_port)
+        assert sorted(streamed, key=key) == sorted(rep.handshakes, key=key)

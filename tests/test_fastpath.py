@@ -10,6 +10,7 @@ capture, and generated bulk captures in every pcap variant the scan reads.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import struct
@@ -95,12 +96,17 @@ def test_every_corpus_capture(corpus_dir: Path) -> None:
 # -- generated bulk captures, in every pcap variant ----------------------------------------
 
 
-def _generate(tmp: Path, link: str, mix: str = "bulk", packets: int = 4000) -> bytes:
+def _gen_capture() -> Any:
+    """benchmarks/gen_capture.py, the project's own capture generator."""
     sys.path.insert(0, str(BENCH))
     try:
-        import gen_capture
+        return importlib.import_module("gen_capture")
     finally:
         sys.path.remove(str(BENCH))
+
+
+def _generate(tmp: Path, link: str, mix: str = "bulk", packets: int = 4000) -> bytes:
+    gen_capture = _gen_capture()
     out = tmp / f"{mix}-{link}.pcap"
     gen_capture.generate(out, packets=packets, seed=3, mix=mix, link=link)
     return out.read_bytes()
@@ -161,11 +167,7 @@ def test_generated_sll2(bulk_sll2: bytes) -> None:
 
 
 def test_generated_pcapng_two_interfaces(tmp_path: Path) -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import gen_capture
-    finally:
-        sys.path.remove(str(BENCH))
+    gen_capture = _gen_capture()
     out = tmp_path / "mixed.pcapng"
     gen_capture.generate(out, packets=4000, seed=4, mix="bulk", link="mixed")
     assert _agree(str(out)) > 1000
@@ -287,11 +289,7 @@ def test_c_pcapng_scan_matches_python(tmp_path: Path) -> None:
 
     c_scan = _NG_SCANS["c"]
     assert c_scan is not None
-    sys.path.insert(0, str(BENCH))
-    try:
-        import gen_capture
-    finally:
-        sys.path.remove(str(BENCH))
+    gen_capture = _gen_capture()
     out = tmp_path / "m.pcapng"
     gen_capture.generate(out, packets=3000, seed=6, mix="bulk", link="mixed")
     data = out.read_bytes()

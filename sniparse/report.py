@@ -407,6 +407,7 @@ class _Acc:
         "outcomes",
         "outcomes_with",
         "outcomes_without",
+        "peer_set",
         "peers",
         "peers_without",
         "unknown",
@@ -433,9 +434,13 @@ class _Acc:
         self.ms_without: array[float] = array("d")
         self.first: int | None = None
         self.last: int | None = None
+        # A client's servers are ranked (ClientSummary.servers); a server only counts its
+        # clients, so a plain set does (no count or rank per client).
+        # (Server-only containers are None in client groups: an empty set costs 216 bytes.)
         self.peers = _Tally()
+        self.peer_set: set[str] | None = set() if examples else None
         # Only how many there are and their counts matter here: no rank needed.
-        self.peers_without: Counter[str] = Counter()
+        self.peers_without: Counter[str] | None = Counter() if examples else None
         self.unknown_reasons = _Tally()
         # lowest-ranked handshake per (sni group, outcome), as (rank, example text); only
         # server endpoints need them ("example flow" evidence)
@@ -460,7 +465,7 @@ class _Acc:
         elif status in ("absent", "empty"):
             self.without_sni += 1
             self.outcomes_without.add(outcome, rank, late)
-            if ex is not None:
+            if self.peers_without is not None:
                 self.peers_without[peer] += 1
             if h.ja4:
                 self.ja4_without.add(h.ja4, rank, late)
@@ -494,7 +499,10 @@ class _Acc:
             self.first = ts
         if self.last is None or ts > self.last:
             self.last = ts
-        self.peers.add(peer, rank, late)
+        if self.peer_set is None:
+            self.peers.add(peer, rank, late)
+        else:
+            self.peer_set.add(peer)
 
     def typical_ms(self) -> float | None:
         return _median_of(self.ms_without, self.ms_other)
@@ -750,6 +758,7 @@ class ReportBuilder:
         self._kept: list[Handshake] = []
         self._clients: dict[str, _Acc] = {}
         self._servers: dict[tuple[str, int], _Acc] = {}
+        self._endpoints: dict[tuple[str, int], str] = {}
         self._alerts_without: dict[tuple[str, int], _Tally] = {}
         self._alerts_with: dict[tuple[str, int], _Tally] = {}
         self._seq = 0
@@ -813,7 +822,9 @@ class ReportBuilder:
         s = self._servers.get(key)
         if s is None:
             s = self._servers[key] = _Acc(examples=True)
-        c.add(h, _endpoint(h.server_ip, h.server_port), rank, late)
+            self._endpoints[key] = _endpoint(h.server_ip, h.server_port)
+        # One shared text per endpoint: every client's tally of it holds the same string.
+        c.add(h, self._endpoints[key], rank, late)
         s.add(h, h.client_ip, rank, late)
         if h.outcome == "alert" and h.alert is not None:
             if status in ("absent", "empty"):
@@ -909,8 +920,8 @@ class ReportBuilder:
                     names=_ranked(g.names),
                     ja3=_ranked(a.ja3.counter(reorder)),
                     ja4=_ranked(a.ja4.counter(reorder)),
-                    clients=len(a.peers),
-                    clients_without_sni=len(a.peers_without),
+                    clients=len(a.peer_set or ()),
+                    clients_without_sni=len(g.peers_without),
                     typical_ms=g.typical_ms,
                     typical_ms_without_sni=g.typical_ms_without,
                     first_seen_ns=a.first,
@@ -954,7 +965,7 @@ class _Group:
         self.outcomes_without = a.outcomes_without.counter(reorder)
         self.names = a.names.counter(reorder)
         self.unknown_reasons = a.unknown_reasons.counter(reorder)
-        self.peers_without = a.peers_without
+        self.peers_without = a.peers_without if a.peers_without is not None else Counter()
         self.typical_ms = a.typical_ms()
         self.typical_ms_without = a.typical_ms_without()
 

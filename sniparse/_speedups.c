@@ -456,9 +456,143 @@ static PyObject *scan_pcapng(PyObject *self, PyObject *const *args, Py_ssize_t n
     return Py_BuildValue("(nLLLLLi)", pos, k, nbytes, cut, last_ts, max_ts, why);
 }
 
+/* ---- decode_segment's common case ---------------------------------------------------- */
+
+static inline uint32_t be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static PyObject *slice(const unsigned char *d, Py_ssize_t a, Py_ssize_t b) {
+    return PyBytes_FromStringAndSize((const char *)d + a, b > a ? b - a : 0);
+}
+
+PyDoc_STRVAR(segment_doc,
+"segment(segment_type, record) -> Segment | None\n\n"
+"The inlined common case of sniparse.decode.decode_segment, in C: Ethernet (untagged or\n"
+"one 802.1Q tag), LINUX_SLL2, LINUX_SLL, raw IP (101, 228) carrying IPv4 without options\n"
+"or fragmentation, or IPv6 with TCP right after the fixed header, and a whole TCP header.\n"
+"record is (frame, ts_ns, linktype, data, origlen, iface). None means: not that case,\n"
+"use the general decoder (exactly where the Python inline code falls through).");
+
+static PyObject *segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        PyTuple_GET_SIZE(args[1]) < 5) {
+        PyErr_SetString(PyExc_TypeError, "segment(segment_type, record)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    PyObject *rec = args[1];
+    PyObject *frame = PyTuple_GET_ITEM(rec, 0), *ts = PyTuple_GET_ITEM(rec, 1);
+    PyObject *data = PyTuple_GET_ITEM(rec, 3);
+    if (!PyBytes_Check(data))
+        Py_RETURN_NONE;
+    long lt = PyLong_AsLong(PyTuple_GET_ITEM(rec, 2));
+    long long origlen = PyLong_AsLongLong(PyTuple_GET_ITEM(rec, 4));
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    Py_ssize_t o = -1, o6 = -1;
+    long vid = -1;
+    if (lt == 1) {
+        if (n >= 54 && d[13] == 0x00 && d[12] == 0x08) {
+            o = 14;
+        } else if (n >= 74 && d[12] == 0x86 && d[13] == 0xDD) {
+            o6 = 14;
+        } else if (n >= 58 && d[12] == 0x81 && d[13] == 0x00) {
+            unsigned et = ((unsigned)d[16] << 8) | d[17];
+            if (et == 0x0800) {
+                o = 18;
+                vid = ((long)(d[14] & 0x0F) << 8) | d[15];
+            } else if (et == 0x86DD) {
+                o6 = 18;
+                vid = ((long)(d[14] & 0x0F) << 8) | d[15];
+            }
+        }
+    } else if (lt == 276) {
+        /* ARPHRD_NETLINK (0x0338) frames are never IP, whatever their protocol says. */
+        if (n >= 60 && !(d[8] == 3 && d[9] == 0x38)) {
+            if (d[0] == 0x08 && d[1] == 0x00)
+                o = 20;
+            else if (d[0] == 0x86 && d[1] == 0xDD)
+                o6 = 20;
+        }
+    } else if (lt == 113) {
+        if (n >= 56 && !(d[2] == 3 && d[3] == 0x38)) {
+            if (d[14] == 0x08 && d[15] == 0x00)
+                o = 16;
+            else if (d[14] == 0x86 && d[15] == 0xDD)
+                o6 = 16;
+        }
+    } else if (lt == 101 || lt == 228) {
+        o = 0;
+    }
+    int ver;
+    Py_ssize_t t, wend, hend, src_a, src_b, dst_a, dst_b;
+    if (o6 >= 0 && n >= o6 + 60 && (d[o6] >> 4) == 6 && d[o6 + 6] == 6) {
+        t = o6 + 40;
+        Py_ssize_t plen = ((Py_ssize_t)d[o6 + 4] << 8) | d[o6 + 5];
+        wend = t + plen;
+        hend = t + ((Py_ssize_t)(d[t + 12] >> 4) << 2);
+        if (!(plen && t + 20 <= hend && hend <= wend && hend <= n &&
+              (wend <= n || wend <= origlen)))
+            Py_RETURN_NONE;
+        ver = 6;
+        src_a = o6 + 8, src_b = o6 + 24, dst_a = o6 + 24, dst_b = t;
+    } else if (o >= 0 && n >= o + 40 && d[o] == 0x45 && d[o + 9] == 6 &&
+               !((d[o + 6] & 0x3F) || d[o + 7])) {
+        t = o + 20;
+        wend = o + (((Py_ssize_t)d[o + 2] << 8) | d[o + 3]);
+        hend = t + ((Py_ssize_t)(d[t + 12] >> 4) << 2);
+        if (!(t + 20 <= hend && hend <= wend && hend <= n && (wend <= n || wend <= origlen)))
+            Py_RETURN_NONE;
+        ver = 4;
+        src_a = o + 12, src_b = o + 16, dst_a = o + 16, dst_b = t;
+    } else {
+        Py_RETURN_NONE;
+    }
+    PyObject *seg = type->tp_alloc(type, 16);
+    if (seg == NULL)
+        return NULL;
+    PyObject *vl = vid >= 0 ? Py_BuildValue("(l)", vid) : PyTuple_New(0);
+    PyObject *items[16] = {
+        Py_NewRef(frame),
+        Py_NewRef(ts),
+        PyLong_FromLong(ver),
+        slice(d, src_a, src_b),
+        slice(d, dst_a, dst_b),
+        PyLong_FromLong(((long)d[t] << 8) | d[t + 1]),
+        PyLong_FromLong(((long)d[t + 2] << 8) | d[t + 3]),
+        PyLong_FromUnsignedLong(be32(d + t + 4)),
+        PyLong_FromUnsignedLong(be32(d + t + 8)),
+        PyLong_FromLong(d[t + 13]),
+        PyLong_FromLong(((long)d[t + 14] << 8) | d[t + 15]),
+        slice(d, hend, wend < n ? wend : n),
+        PyLong_FromSsize_t(wend - hend),
+        slice(d, t + 20, hend),
+        Py_NewRef(Py_None),
+        vl,
+    };
+    int bad = 0;
+    for (int i = 0; i < 16; i++) {
+        if (items[i] == NULL)
+            bad = 1;
+        PyTuple_SET_ITEM(seg, i, items[i]); /* NULL items are fine for the dealloc */
+    }
+    if (bad) {
+        Py_DECREF(seg);
+        return NULL;
+    }
+    return seg;
+}
+
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
+    {"segment", (PyCFunction)(void (*)(void))segment, METH_FASTCALL, segment_doc},
     {NULL, NULL, 0, NULL},
 };
 

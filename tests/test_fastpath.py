@@ -420,3 +420,65 @@ def test_cli_jobs(bulk_sll2: bytes, tmp_path: Path) -> None:
     bad.write_bytes(b"not a capture at all")
     r = runner.invoke(cli, ["--jobs", "2", str(a), str(bad)])
     assert r.exit_code == 1
+
+
+# -- decode_segment's common case in C ------------------------------------------------------
+
+
+def _frames(paths: list[Path]) -> list[tuple[Any, ...]]:
+    from sniparse.capture import CaptureReader
+    from sniparse.errors import Issues
+
+    out: list[tuple[Any, ...]] = []
+    for p in paths:
+        out.extend(CaptureReader(str(p), Issues()))
+    return out
+
+
+def _check_c_segment(records: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch) -> int:
+    from sniparse import decode
+    from sniparse.capture import Record
+    from sniparse.errors import Issues
+    from sniparse.tcp import Segment
+
+    c_segment = decode._C_SEGMENT
+    assert c_segment is not None
+    fell_through = object()
+    monkeypatch.setattr(decode, "_decode", lambda *a: fell_through)
+    inline = 0
+    for rec in records:
+        rec = Record(*rec)
+        py = decode._decode_inline(rec, Issues(), {})
+        c = c_segment(Segment, rec)
+        if py is fell_through:
+            assert c is None, rec
+        else:
+            inline += 1
+            assert c == py and type(c) is Segment, rec
+    return inline
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
+def test_c_segment_on_fixture_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = _frames(FIXTURE_CAPTURES)
+    assert _check_c_segment(records, monkeypatch) > 100
+    # Mutated frames: headers changed, cut short, original lengths that lie.
+    rng = random.Random(13)
+    mutated = []
+    for rec in records:
+        for _ in range(3):
+            data = bytearray(rec[3])
+            for _ in range(rng.randrange(1, 4)):
+                if data:
+                    data[rng.randrange(min(len(data), 90))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[: rng.randrange(len(data) + 1)]
+            origlen = rng.choice([rec[4], len(data), len(data) + rng.randrange(3000)])
+            mutated.append((rec[0], rec[1], rec[2], bytes(data), origlen, rec[5]))
+    _check_c_segment(mutated, monkeypatch)
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
+def test_c_segment_on_corpus_frames(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _check_c_segment(_frames(_captures(corpus_dir / "files")), monkeypatch) > 1000

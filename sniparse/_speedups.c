@@ -1,5 +1,5 @@
 /*
- * sniparse._speedups: the bulk-data skipping scans in C.
+ * sniparse._speedups: optional C versions of sniparse's two hottest loops.
  *
  * scan_pcap() and scan_pcapng(), with exactly the contracts of
  * sniparse._fastpath.scan_pcap_py and scan_pcapng_py (read that module's notes first):
@@ -14,10 +14,16 @@
  * right after the fixed header (RFC 8200 §3), and a whole TCP header (RFC 9293 §3.1). The
  * direction key is src address + dst address + src port + dst port (sniparse.tcp.flow_key).
  *
- * Every read is bounds-checked against the buffer and the record's captured length; the
- * only allocations are the key (for the set lookup) and the timestamps kept in `pending`.
- * Plain CPython C API, no third-party headers; tests/test_fastpath.py checks it against
- * the Python implementation and the general decoders.
+ * segment() is the other hot spot of a handshake-heavy capture: the inlined common case of
+ * sniparse.decode.decode_segment (one TCP segment out of an Ethernet / SLL / SLL2 / raw IP
+ * frame), returning the same Segment, or None exactly where the Python code falls through
+ * to its general decoder.
+ *
+ * Every read is bounds-checked against the buffer and the record's captured length. The
+ * scans allocate only the keys they look up and the timestamps kept in `pending` (a small
+ * per-call cache spares both for repeats). Plain CPython C API, no third-party headers;
+ * tests/test_fastpath.py checks every function against its Python counterpart and the
+ * general decoders.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped,misc"
 """Build hook for the optional C extension ``sniparse._speedups``.
 
 Everything else about the package lives in pyproject.toml. The extension only speeds up

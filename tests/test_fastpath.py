@@ -5,7 +5,10 @@
 ``"python"`` and ``"c"`` skip them inside the pcap framer with the pure-Python or the C
 scan (``sniparse._fastpath``). All must agree on handshakes, issues and statistics (only
 ``bulk_skipped`` is absent from the reference) on every fixture capture, every corpus
-capture, and generated bulk captures in every pcap variant the scan reads.
+capture, and generated bulk captures in every pcap variant the scan reads. The C functions
+are also checked one by one against their Python counterparts (the scans on intact and
+damaged buffers, ``segment`` on every fixture and corpus frame and on mutated frames), and
+``--jobs`` against separate runs.
 """
 
 from __future__ import annotations

@@ -153,11 +153,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         cli.main(args=list(argv) if argv is not None else None, prog_name="sniparse")
     except BrokenPipeError:
         # `sniparse cap.pcap | head`: the reader left; say nothing more.
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout
-        except OSError:
-            pass
+        _quiet_stdout()
         sys.exit(EXIT_OK)
+
+
+def _quiet_stdout() -> None:
+    """Replace a standard output whose reader has gone, so that the final flush is silent."""
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout
+    except OSError:
+        pass
 
 
 def _fail(message: str, code: int = EXIT_NOT_A_CAPTURE) -> NoReturn:
@@ -789,7 +794,10 @@ def analyze_cmd(
                 add(h)
         report = builder.build(run.issues(), run.stats())
     except BrokenPipeError:
-        raise  # the reader of a streamed format left: main() ends quietly
+        # `sniparse cap.pcap --format ndjson | head`: the reader left while rows were still
+        # streaming. Stop quietly with status 0, as main() does (click would exit 1).
+        _quiet_stdout()
+        ctx.exit(EXIT_OK)
     except SniparseError as e:
         _fail(str(e))
     except OSError as e:
@@ -802,18 +810,22 @@ def analyze_cmd(
     if ingress_logs:
         ingress = _correlate_ingress(ingress_logs, report)
 
-    if fmt == "json":
-        # Written piece by piece: the whole text of a large report is never held at once.
-        out = _Output(output)
-        extra = {"ingress": ingress.to_dict()} if ingress is not None else None
-        for piece in report.iter_json(indent=2, extra=extra):
-            out.write(piece)
-        out.write("\n")
-        out.close()
-    elif output is None and sys.stdout.isatty():
-        _render_rich(report, flows=flows, quiet=quiet, ingress=ingress)
-    else:
-        _emit(render_text(report, flows=flows, quiet=quiet, ingress=ingress), output)
+    try:
+        if fmt == "json":
+            # Written piece by piece: the whole text of a large report is never held at once.
+            out = _Output(output)
+            extra = {"ingress": ingress.to_dict()} if ingress is not None else None
+            for piece in report.iter_json(indent=2, extra=extra):
+                out.write(piece)
+            out.write("\n")
+            out.close()
+        elif output is None and sys.stdout.isatty():
+            _render_rich(report, flows=flows, quiet=quiet, ingress=ingress)
+        else:
+            _emit(render_text(report, flows=flows, quiet=quiet, ingress=ingress), output)
+    except BrokenPipeError:
+        _quiet_stdout()
+        ctx.exit(EXIT_OK)
 
     if fail_on_no_sni and report.summary()["without_sni"]:
         ctx.exit(EXIT_NO_SNI)

@@ -218,8 +218,13 @@ def _generate(out: Path, packets: int) -> Path:
     return out
 
 
-def test_peak_memory_does_not_grow_with_capture(tmp_path: Path) -> None:
-    small = _generate(tmp_path / "small.pcap", 30_000)
+@pytest.fixture(scope="module")
+def small_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _generate(tmp_path_factory.mktemp("mem") / "small.pcap", 30_000)
+
+
+def test_peak_memory_does_not_grow_with_capture(small_capture: Path, tmp_path: Path) -> None:
+    small = small_capture
     big = _generate(tmp_path / "big.pcap", 120_000)
     assert big.stat().st_size > 3.5 * small.stat().st_size
     n_small = sum(1 for _ in Analysis(str(small)))
@@ -231,3 +236,19 @@ def test_peak_memory_does_not_grow_with_capture(tmp_path: Path) -> None:
         # clients). Before streaming the same step cost +113 MB (ndjson) and +88 MB (text).
         assert b - a < 30_000, f"{fmt}: peak RSS {a} kB -> {b} kB"
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > 0
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv", "json"])
+def test_reader_leaving_early_is_quiet(small_capture: Path, fmt: str) -> None:
+    """`sniparse cap --format ndjson | head`: rows are still streaming when the reader goes;
+    the command stops with status 0 and no traceback."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "sniparse", str(small_capture), "--format", fmt],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.read(100)
+    p.stdout.close()  # more than a pipe's buffer of output is still to come
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0, err
+    assert first and b"Traceback" not in err and err == b""

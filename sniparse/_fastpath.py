@@ -7,8 +7,10 @@ question is already answered: the flow table lists their direction keys in
 classic pcap framer (:class:`sniparse.pcap.PcapFramer`) asks :func:`scan_pcap` to walk the
 records of its buffer from an offset: every record whose direction key is in ``decided``
 and whose TCP flags carry no SYN, FIN or RST is counted and stepped over; the scan stops
-at the first record that needs Python (a record to decode, a corrupt or incomplete record
-header, a record the framer must warn about) and returns where it stopped.
+at the first record that needs Python and returns where it stopped -- with that record
+already built when it is one to decode, or without it when the framer must look at it
+itself (a corrupt or incomplete record header, a record to warn about). The pcapng framer
+does the same with :func:`scan_pcapng_py`'s contract (enhanced packet blocks).
 
 No Record, no Segment, no data slice is made for a skipped packet; only its direction key
 (12 or 36 bytes, needed for the set lookup). Two implementations share one contract:
@@ -57,6 +59,7 @@ __all__ = [
     "STOP_EXAMINED",
     "STOP_EXPIRE",
     "STOP_OTHER",
+    "STOP_RECORD",
     "Skipper",
     "key_at",
     "scan_pcap",
@@ -161,14 +164,20 @@ _ETH4 = Struct("!12xHBxH2xHxB2x12s8xBB").unpack_from
 #: Python), :data:`STOP_OTHER` (end of the buffer, a record header the framer must look
 #: at, a record past the buffer's end) or :data:`STOP_EXPIRE` (the last record skipped had
 #: a timestamp at or past ``stop_ts``: time for the flow table's idle sweep).
-ScanResult = tuple[int, int, int, int, int, int, int, int]
+#: Classic pcap scans return a ninth element, the record that needs Python (built as the
+#: framer builds it) with :data:`STOP_RECORD`, else None; that record is then counted in the
+#: bytes, cut and largest-time fields too, and the offset is past it.
+ScanResult = tuple[int, int, int, int, int, int, int, int, "tuple[Any, ...] | None"]
 ScanFunction = Callable[
-    [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]", int],
+    [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]", int, int,
+     int, "type[tuple[Any, ...]]"],
     ScanResult,
 ]
 STOP_EXAMINED = 0
 STOP_OTHER = 1
 STOP_EXPIRE = 2
+STOP_RECORD = 3
+_tuple_new = tuple.__new__
 
 
 def scan_pcap_py(
@@ -183,6 +192,9 @@ def scan_pcap_py(
     decided: set[bytes],
     pending: dict[bytes, int],
     stop_ts: int,
+    frame: int,
+    iface: int,
+    record_type: type[tuple[Any, ...]],
 ) -> ScanResult:
     """Skip classic pcap records of ``buf`` from ``pos`` while they are bulk packets of
     decided flows; see :data:`ScanResult`. ``rec_hdr`` is the record header size (16, or
@@ -190,7 +202,9 @@ def scan_pcap_py(
     is the framer's largest believable captured length; with ``check_caplen`` a record whose
     captured length exceeds its original length stops the scan (the framer warns once).
     ``pending`` receives, per skipped key, the largest timestamp skipped; the scan stops
-    after skipping a record whose timestamp is ``stop_ts`` or later."""
+    after skipping a record whose timestamp is ``stop_ts`` or later. The first record that
+    is not skipped comes back built as ``record_type((frame + skipped + 1, ts_ns, linktype,
+    data, origlen, iface))`` (:data:`STOP_RECORD`)."""
     n = len(buf)
     unpack = _HDR[big_endian]
     eth = linktype == 1
@@ -201,7 +215,8 @@ def scan_pcap_py(
         p = pos + rec_hdr
         end = p + caplen
         if caplen > limit or end > n or (check_caplen and caplen > origlen):
-            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_OTHER
+            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_OTHER, None
+        ts = sec * 1_000_000_000 + frac * ts_mult
         key = None
         if eth and caplen >= 54:
             # The commonest frame, Ethernet + IPv4 (IHL 5) + TCP, in one unpack; anything
@@ -220,12 +235,16 @@ def scan_pcap_py(
                 key = None
         if key is None:
             kf = key_at(linktype, buf, p, caplen)
-            if kf is None:
-                return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_EXAMINED
-            key, flags = kf
-        if flags & _SYN_FIN_RST or key not in decided:
-            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_EXAMINED
-        ts = sec * 1_000_000_000 + frac * ts_mult
+            if kf is not None:
+                key, flags = kf
+        if key is None or flags & _SYN_FIN_RST or key not in decided:
+            rec = _tuple_new(
+                record_type, (frame + k + 1, ts, linktype, buf[p:end], origlen, iface)
+            )
+            nbytes += caplen
+            if caplen < origlen:
+                cut += 1
+            return end, k, nbytes, cut, sec, last_ts, max(max_ts, ts), STOP_RECORD, rec
         old = pending.get(key)
         if old is None or ts > old:
             pending[key] = ts
@@ -238,8 +257,8 @@ def scan_pcap_py(
         last_ts = ts
         pos = end
         if ts >= stop_ts:
-            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_EXPIRE
-    return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_OTHER
+            return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_EXPIRE, None
+    return pos, k, nbytes, cut, last_sec, last_ts, max_ts, STOP_OTHER, None
 
 
 #: (pos, skipped, bytes, cut, last_ts, max_ts, why) -- :data:`ScanResult` without the

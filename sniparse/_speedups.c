@@ -6,7 +6,8 @@
  * walk classic pcap records, or pcapng Enhanced Packet Blocks, from an offset of a buffer
  * (bytes or a read-only mmap) and step over every record that is a data or pure-ACK TCP
  * packet of a flow whose direction key is in the flow table's `decided` set, counting it;
- * stop at the first record that needs Python and say where.
+ * stop at the first record that needs Python and say where (scan_pcap also hands that
+ * record over, built as the framer builds it, when it is simply one to decode).
  *
  * Which frames qualify is sniparse._fastpath.key_at's rule, written again here:
  * Ethernet (up to two 802.1Q / 802.1ad tags), LINUX_SLL2, LINUX_SLL, raw IP (101, 228,
@@ -216,20 +217,58 @@ static long long as_stop_ts(PyObject *o) {
     return v;
 }
 
+/* (frame0 + delta, ts, lt, data, origlen, iface) built as `rtype` (Record or tuple). */
+static PyObject *make_record(PyTypeObject *rtype, PyObject *frame0, long long delta,
+                             long long ts, long lt, const unsigned char *data, uint32_t caplen,
+                             uint32_t origlen, PyObject *iface) {
+    long long f0 = PyLong_AsLongLong(frame0);
+    if (f0 == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *items[6] = {
+        PyLong_FromLongLong(f0 + delta),
+        PyLong_FromLongLong(ts),
+        PyLong_FromLong(lt),
+        PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)caplen),
+        PyLong_FromUnsignedLong(origlen),
+        Py_NewRef(iface),
+    };
+    PyObject *rec = rtype == &PyTuple_Type ? PyTuple_New(6) : rtype->tp_alloc(rtype, 6);
+    int bad = rec == NULL;
+    for (int i = 0; i < 6; i++) {
+        if (items[i] == NULL)
+            bad = 1;
+        if (rec != NULL)
+            PyTuple_SET_ITEM(rec, i, items[i]);
+        else
+            Py_XDECREF(items[i]);
+    }
+    if (bad) {
+        Py_XDECREF(rec);
+        return NULL;
+    }
+    return rec;
+}
+
 PyDoc_STRVAR(scan_pcap_doc,
 "scan_pcap(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
-"          decided, pending, stop_ts)\n"
-"    -> (pos, skipped, bytes, cut, last_sec, last_ts, max_ts, why)\n\n"
+"          decided, pending, stop_ts, frame, iface, record_type)\n"
+"    -> (pos, skipped, bytes, cut, last_sec, last_ts, max_ts, why, record)\n\n"
 "Skip classic pcap records of buf from pos while they are bulk packets of decided\n"
 "flows; the C implementation of sniparse._fastpath.scan_pcap_py (same arguments,\n"
 "same result).");
 
 static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 11) {
-        PyErr_SetString(PyExc_TypeError, "scan_pcap() takes exactly 11 arguments");
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap() takes exactly 14 arguments");
         return NULL;
     }
+    PyObject *frame0 = args[11], *iface = args[12];
+    if (!PyType_Check(args[13]) || !PyType_IsSubtype((PyTypeObject *)args[13], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap(): record_type must be a tuple type");
+        return NULL;
+    }
+    PyTypeObject *rtype = (PyTypeObject *)args[13];
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     if (pos == -1 && PyErr_Occurred())
         return NULL;
@@ -259,6 +298,7 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t n = view.len;
     long long k = 0, nbytes = 0, cut = 0, last_sec = -1, last_ts = -1, max_ts = -1;
     int why = 1; /* STOP_OTHER */
+    PyObject *record = NULL;
     int failed = 0;
     unsigned char key[36];
     int flags = 0;
@@ -275,17 +315,30 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
             (check_caplen && caplen > origlen))
             break;
         int klen = frame_key(lt, b + p, (Py_ssize_t)caplen, key, &flags);
-        if (klen == 0 || (flags & 0x07)) {
-            why = 0; /* STOP_EXAMINED */
-            break;
-        }
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
-        int sk = skip_key(cache, key, klen, ts, decided, pending);
-        if (sk <= 0) {
-            if (sk < 0)
+        int sk = 0;
+        if (klen != 0 && !(flags & 0x07)) {
+            sk = skip_key(cache, key, klen, ts, decided, pending);
+            if (sk < 0) {
                 failed = 1;
-            else
-                why = 0; /* STOP_EXAMINED */
+                break;
+            }
+        }
+        if (sk == 0) {
+            /* This record needs Python: hand it over as the framer would build it. */
+            record = make_record(rtype, frame0, k + 1, ts, lt, b + p, caplen, origlen, iface);
+            if (record == NULL) {
+                failed = 1;
+                break;
+            }
+            why = 3; /* STOP_RECORD */
+            nbytes += caplen;
+            if (caplen < origlen)
+                cut++;
+            if (ts > max_ts)
+                max_ts = ts;
+            last_sec = sec;
+            pos = p + (Py_ssize_t)caplen;
             break;
         }
         if (ts > max_ts)
@@ -303,9 +356,12 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
         }
     }
     PyBuffer_Release(&view);
-    if (flush_cache(cache, pending, failed) < 0)
+    if (flush_cache(cache, pending, failed) < 0) {
+        Py_XDECREF(record);
         return NULL;
-    return Py_BuildValue("(nLLLLLLi)", pos, k, nbytes, cut, last_sec, last_ts, max_ts, why);
+    }
+    return Py_BuildValue("(nLLLLLLiN)", pos, k, nbytes, cut, last_sec, last_ts, max_ts, why,
+                         record != NULL ? record : Py_NewRef(Py_None));
 }
 
 /* One interface of the current pcapng section, from the framer's table. */

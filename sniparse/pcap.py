@@ -36,7 +36,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from ._fastpath import STOP_EXAMINED, STOP_EXPIRE, Skipper, key_at
+from ._fastpath import STOP_EXPIRE, Skipper, key_at
 from .errors import Issues, MalformedError
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -371,22 +371,30 @@ class PcapFramer:
                     self._report_resync(r, n)
                     pos = r
                 while pos + rh <= n:
-                    pos, k, nb, ct, lsec, lts, mts, why = scan(
+                    pos, k, nb, ct, lsec, lts, mts, why, rec = scan(
                         buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending,
-                        sk.next_expire,
+                        sk.next_expire, frame, iface, rtype,
                     )
-                    if k:
+                    if k or rec is not None:
                         frame += k
                         nskip += k
                         nbytes += nb
                         ncut += ct
                         last = lsec
                         max_ts = max(max_ts, mts)
+                        if rec is not None:
+                            # The first record that needs Python, built by the scan.
+                            frame += 1
+                            nframes += 1
+                            yield rec
+                            continue
                         if why == STOP_EXPIRE:
                             sk.on_expire(lts)
                             continue
                         if pos + rh > n:
                             break
+                    # The scan stopped at a record it would not judge (a corrupt or
+                    # incomplete header, a record to warn about): the same checks here.
                     sec, frac, caplen, origlen = unpack(buf, pos)
                     if caplen > limit:
                         break
@@ -398,23 +406,22 @@ class PcapFramer:
                         self._warn_caplen(caplen, origlen, frame + 1)
                     frame += 1
                     ts = sec * 1_000_000_000 + frac * mult
-                    if why != STOP_EXAMINED:
-                        kf = key_at(lt, buf, pos + rh, caplen)
-                        if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
-                            key = kf[0]
-                            old = pending.get(key)
-                            if old is None or ts > old:
-                                pending[key] = ts
-                            max_ts = max(max_ts, ts)
-                            nskip += 1
-                            nbytes += caplen
-                            if caplen < origlen:
-                                ncut += 1
-                            pos = end
-                            last = sec
-                            if ts >= sk.next_expire:
-                                sk.on_expire(ts)
-                            continue
+                    kf = key_at(lt, buf, pos + rh, caplen)
+                    if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                        key = kf[0]
+                        old = pending.get(key)
+                        if old is None or ts > old:
+                            pending[key] = ts
+                        max_ts = max(max_ts, ts)
+                        nskip += 1
+                        nbytes += caplen
+                        if caplen < origlen:
+                            ncut += 1
+                        pos = end
+                        last = sec
+                        if ts >= sk.next_expire:
+                            sk.on_expire(ts)
+                        continue
                     nframes += 1
                     nbytes += caplen
                     if caplen < origlen:

@@ -256,6 +256,8 @@ def _all_keys(data: bytes, lt: int) -> set[bytes]:
 
 @pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
 def test_c_scan_matches_python_scan(bulk_ether: bytes) -> None:
+    from sniparse.capture import Record
+
     c_scan = _SCANS["c"]
     assert c_scan is not None
     decided = _all_keys(bulk_ether, 1)
@@ -277,8 +279,11 @@ def test_c_scan_matches_python_scan(bulk_ether: bytes) -> None:
                     pend_c: dict[bytes, int] = {}
                     args = (big, 16, 1000, 262144, 1, check)
                     stop = rng.choice([1 << 62, 0, 1_600_000_000 * 10**9 + rng.randrange(10**12)])
-                    r_py = _fastpath.scan_pcap_py(buf, pos, *args, decided, pend_py, stop)
-                    r_c = c_scan(buf, pos, *args, decided, pend_c, stop)
+                    rec = (steps, 3, Record if steps & 1 else tuple)
+                    r_py = _fastpath.scan_pcap_py(buf, pos, *args, decided, pend_py, stop, *rec)
+                    r_c = c_scan(buf, pos, *args, decided, pend_c, stop, *rec)
+                    if r_c[8] is not None:
+                        assert type(r_c[8]) is type(r_py[8])
                     assert r_py == r_c
                     assert pend_py == pend_c
                     steps += 1
@@ -340,12 +345,10 @@ def test_scan_on_a_memory_map(bulk_ether: bytes, tmp_path: Path) -> None:
         for name, scan in _SCANS.items():
             if scan is None:
                 continue
-            results = [scan(mm, p, False, 16, 1000, 262144, 1, True, decided, {}, 1 << 62)
-                       for p in offsets[:300]]
-            assert results == [
-                scan(bulk_ether, p, False, 16, 1000, 262144, 1, True, decided, {}, 1 << 62)
-                for p in offsets[:300]
-            ], name
+            pend: dict[bytes, int] = {}
+            args = (False, 16, 1000, 262144, 1, True, decided, pend, 1 << 62, 0, 0, tuple)
+            results = [scan(mm, p, *args) for p in offsets[:300]]
+            assert results == [scan(bulk_ether, p, *args) for p in offsets[:300]], name
             assert max(r[1] for r in results) > 10, name
         mm.close()  # no buffer export left behind
 

@@ -30,8 +30,8 @@ FIXTURES = sorted(
 
 
 def _read(path: Path) -> tuple[list[Handshake], Analysis] | None:
-    run = Analysis(str(path))
     try:
+        run = Analysis(str(path))
         hs = list(run)
     except Exception:  # noqa: BLE001 - fixtures that are deliberately not captures
         return None

@@ -154,6 +154,19 @@ class Handshake:
         return self.sni_status in ("absent", "empty")
 
 
+_HANDSHAKE_FIELDS = frozenset(Handshake.__dataclass_fields__)
+_object_new = object.__new__
+
+
+def _make_handshake(values: dict[str, object]) -> Handshake:
+    """``Handshake(**values)``, ~10x faster; ``values`` names every field (checked)."""
+    if values.keys() != _HANDSHAKE_FIELDS:
+        raise TypeError(f"Handshake fields {sorted(values.keys() ^ _HANDSHAKE_FIELDS)}")
+    h: Handshake = _object_new(Handshake)
+    h.__dict__.update(values)
+    return h
+
+
 # -- client question states ------------------------------------------------------------------
 _Q_OPEN = 0      # looking for the hello's first byte (maybe after a prelude)
 _Q_HELLO = 1     # hello start found at hello_start, reading it
@@ -1035,40 +1048,42 @@ class FlowTable:
             alpn = ch.alpn
             ja3s, ja3, ja4, ja4r = _fingerprints(ch)
         cip, sip = _ip_text(c.src), _ip_text(c.dst)
-        return Handshake(
-            ts_ns=ts_ns,
-            client_ip=cip,
-            client_port=c.sport,
-            server_ip=sip,
-            server_port=c.dport,
-            sni=ch.sni if ch is not None else None,
-            sni_status=status,
-            unknown_reason=reason,
-            detail=detail,
-            sslv2=ch.sslv2 if ch is not None else False,
-            ech=ch.ech if ch is not None else False,
-            versions=versions,
-            alpn=alpn,
-            ja3=ja3,
-            ja4=ja4,
-            segments=segments,
-            hrr=flow.hrr,
-            outcome=outcome,
-            alert=flow.alert if outcome == "alert" else None,
-            outcome_ms=outcome_ms,
-            conn_state=_conn_state(flow),
-            history=_history(flow),
-            frame=frame,
-            sni_raw=ch.sni_raw if ch is not None else None,
-            proxy_client=flow.proxy_client,
-            prelude=flow.prelude,
-            ip_version=c.ip_version,
-            vlan=c.vlan if c.pkts else s.vlan,
-            ja3_string=ja3s,
-            ja4_r=ja4r,
-            server_version=flow.server_version if outcome == "server_hello" else None,
-            client_hello=ch,
-        )
+        # A frozen dataclass sets each field through object.__setattr__ (~4 µs a record);
+        # every field is given here, so filling the instance dict is the same object.
+        return _make_handshake({
+            "ts_ns": ts_ns,
+            "client_ip": cip,
+            "client_port": c.sport,
+            "server_ip": sip,
+            "server_port": c.dport,
+            "sni": ch.sni if ch is not None else None,
+            "sni_status": status,
+            "unknown_reason": reason,
+            "detail": detail,
+            "sslv2": ch.sslv2 if ch is not None else False,
+            "ech": ch.ech if ch is not None else False,
+            "versions": versions,
+            "alpn": alpn,
+            "ja3": ja3,
+            "ja4": ja4,
+            "segments": segments,
+            "hrr": flow.hrr,
+            "outcome": outcome,
+            "alert": flow.alert if outcome == "alert" else None,
+            "outcome_ms": outcome_ms,
+            "conn_state": _conn_state(flow),
+            "history": _history(flow),
+            "frame": frame,
+            "sni_raw": ch.sni_raw if ch is not None else None,
+            "proxy_client": flow.proxy_client,
+            "prelude": flow.prelude,
+            "ip_version": c.ip_version,
+            "vlan": c.vlan if c.pkts else s.vlan,
+            "ja3_string": ja3s,
+            "ja4_r": ja4r,
+            "server_version": flow.server_version if outcome == "server_hello" else None,
+            "client_hello": ch,
+        })
 
     @staticmethod
     def _flow_text(flow: _Flow) -> str:

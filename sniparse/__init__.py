@@ -20,7 +20,7 @@ from .errors import (
     TruncatedError,
 )
 from .flows import Handshake
-from .report import CaptureStats, Report
+from .report import CaptureStats, Report, ReportBuilder
 from .tls import Alert, ClientHello, ServerHello, parse_client_hello
 
 __version__ = "0.1.0"
@@ -36,6 +36,7 @@ __all__ = [
     "MalformedError",
     "NotACaptureError",
     "Report",
+    "ReportBuilder",
     "ServerHello",
     "SniparseError",
     "TruncatedError",

@@ -536,8 +536,23 @@ PyDoc_STRVAR(segment_doc,
 "record is (frame, ts_ns, linktype, data, origlen, iface). None means: not that case,\n"
 "use the general decoder (exactly where the Python inline code falls through).");
 
+static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_key);
+
 static PyObject *segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
+    return segment_impl(args, nargs, 0);
+}
+
+PyDoc_STRVAR(segment_key_doc,
+"segment_key(segment_type, record) -> (Segment, key) | None\n\n"
+"segment(), plus the segment's direction key (sniparse.tcp.flow_key of it).");
+
+static PyObject *segment_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    return segment_impl(args, nargs, 1);
+}
+
+static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_key) {
     if (nargs != 2 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
         PyTuple_GET_SIZE(args[1]) < 5) {
         PyErr_SetString(PyExc_TypeError, "segment(segment_type, record)");
@@ -648,13 +663,27 @@ static PyObject *segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         Py_DECREF(seg);
         return NULL;
     }
-    return seg;
+    if (!with_key)
+        return seg;
+    /* flow_key: source address, destination address, source port, destination port. */
+    unsigned char key[36];
+    Py_ssize_t alen = src_b - src_a;
+    memcpy(key, d + src_a, (size_t)alen);
+    memcpy(key + alen, d + dst_a, (size_t)alen);
+    memcpy(key + 2 * alen, d + t, 4);
+    PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, 2 * alen + 4);
+    if (kobj == NULL) {
+        Py_DECREF(seg);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", seg, kobj);
 }
 
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
     {"segment", (PyCFunction)(void (*)(void))segment, METH_FASTCALL, segment_doc},
+    {"segment_key", (PyCFunction)(void (*)(void))segment_key, METH_FASTCALL, segment_key_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -44,7 +44,7 @@ from typing import IO, Union, cast
 from . import _fastpath
 from ._fastpath import Skipper
 from .capture import CaptureReader
-from .decode import decode_segment, fast_key
+from .decode import decode_segment, decode_segment_key, fast_key
 from .errors import Issue, Issues
 from .flows import FlowTable, Handshake
 from .link import LINKTYPE_NAMES
@@ -228,6 +228,7 @@ class Analysis:
         record. The reader reports progress itself, once per buffer."""
         table = self.table
         feed = table.feed
+        decode_key = decode_segment_key
         counters = self.counters
         issues = self.issues
         reader = self.reader
@@ -243,11 +244,11 @@ class Analysis:
                 if first_ts is None:
                     first_ts = ts
                     sk.next_expire = ts + _EXPIRE_EVERY_NS
-                seg = decode_segment(rec, issues, counters)
+                seg, key = decode_key(rec, issues, counters)
                 if seg is None:
                     continue
                 segments += 1
-                out = feed(seg)
+                out = feed(seg, key)
                 if out:
                     yield from out
                 if ts >= sk.next_expire:

@@ -95,7 +95,7 @@ from .link import (
 )
 from .tcp import Segment
 
-__all__ = ["COUNTERS", "MAX_DEPTH", "decode_segment", "fast_key"]
+__all__ = ["COUNTERS", "MAX_DEPTH", "decode_segment", "decode_segment_key", "fast_key"]
 
 #: Most IP headers walked for one frame (outer + nested tunnels): bounded work.
 MAX_DEPTH = 8
@@ -175,6 +175,11 @@ def _c_segment() -> Callable[[type[Segment], Record], Segment | None] | None:
 
 
 _C_SEGMENT = _c_segment()
+_C_SEGMENT_KEY: Callable[[type[Segment], Record], tuple[Segment, bytes] | None] | None = (
+    None
+    if _C_SEGMENT is None
+    else importlib.import_module("._speedups", __package__).segment_key
+)
 
 
 def decode_segment(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | None:
@@ -188,6 +193,19 @@ def decode_segment(rec: Record, issues: Issues, counters: dict[str, int]) -> Seg
         seg = _C_SEGMENT(Segment, rec)
         return seg if seg is not None else _decode(rec, issues, counters)
     return _decode_inline(rec, issues, counters)
+
+
+def decode_segment_key(
+    rec: Record, issues: Issues, counters: dict[str, int]
+) -> tuple[Segment | None, bytes | None]:
+    """:func:`decode_segment`, plus the segment's :func:`~sniparse.tcp.flow_key` when it
+    comes for free (the C common case), else None (the caller computes it if needed)."""
+    if _C_SEGMENT_KEY is not None:
+        r = _C_SEGMENT_KEY(Segment, rec)
+        if r is not None:
+            return r
+        return _decode(rec, issues, counters), None
+    return _decode_inline(rec, issues, counters), None
 
 
 def _decode_inline(rec: Record, issues: Issues, counters: dict[str, int]) -> Segment | None:

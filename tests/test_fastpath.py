@@ -445,7 +445,7 @@ def _check_c_segment(records: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyP
     from sniparse import decode
     from sniparse.capture import Record
     from sniparse.errors import Issues
-    from sniparse.tcp import Segment
+    from sniparse.tcp import Segment, flow_key
 
     c_segment = decode._C_SEGMENT
     assert c_segment is not None
@@ -456,11 +456,16 @@ def _check_c_segment(records: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyP
         rec = Record(*rec)
         py = decode._decode_inline(rec, Issues(), {})
         c = c_segment(Segment, rec)
+        ck = decode._C_SEGMENT_KEY
+        assert ck is not None
+        with_key = ck(Segment, rec)
         if py is fell_through:
-            assert c is None, rec
+            assert c is None and with_key is None, rec
         else:
             inline += 1
             assert c == py and type(c) is Segment, rec
+            assert with_key is not None and with_key[0] == py
+            assert with_key[1] == flow_key(py.src, py.dst, py.sport, py.dport)
     return inline
 
 

@@ -21,9 +21,11 @@ cannot change a result, so it is counted and dropped before any decoding or flow
 
 Every way gives the same handshakes, issues and statistics (``Analysis(fastpath=...)``,
 checked by ``tests/test_fastpath.py`` on every fixture and corpus capture). Measured on
-2 shared CPUs (CPU seconds, whole CLI run, ``--format ndjson``): a 713 MB bulk capture
-(500k packets) 0.59 s against dpkt's 5.9 s and tshark's 9.2 s; a 2 GB one 1.05 s against
-dpkt's 16.3 s, in 32 MB of memory.
+2 shared CPUs (CPU seconds, whole CLI run, ``--format ndjson``, ``benchmarks/run.py``): a
+713 MB bulk capture (500k packets) 0.40 s against dpkt's 5.8 s and tshark's 8.3 s; a 2 GB
+one 1.0 s in 31 MB of memory; a handshake-heavy one (501k packets, 51k handshakes) 6.2 s
+(``iter_handshakes`` 5.3 s) against dpkt's 6.6 s and tshark's 10.5 s -- there the time is
+per handshake Python work (flow state, TLS parsing, fingerprints), not reading.
 
 Several independent captures can be analysed in parallel processes
 (:class:`ParallelAnalysis`, the CLI's ``--jobs``); a rotated set is one capture and is

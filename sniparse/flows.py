@@ -928,10 +928,15 @@ class FlowTable:
             self.decided.discard(d.key)
             if not at_end:
                 self._tomb[d.key] = flow.last_ts
-        if len(self._tomb) > self.max_flows:
-            # Bounded: drop the oldest tombstones.
-            for k in list(self._tomb)[: len(self._tomb) - self.max_flows]:
-                del self._tomb[k]
+        tomb = self._tomb
+        excess = len(tomb) - self.max_flows
+        if excess > 0:
+            # Bounded: drop the oldest tombstones (insertion order), one or two per close.
+            # Never copy all the keys: past the cap that happens on every close, and a busy
+            # capture then costs O(max_flows) per connection.
+            it = iter(tomb)
+            for k in [next(it) for _ in range(excess)]:
+                del tomb[k]
         hs = self._finalise(flow, at_end=at_end, idle=idle)
         return [hs] if hs is not None else []
 

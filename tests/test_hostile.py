@@ -564,8 +564,6 @@ def _short_flows(n: int) -> bytes:
     return b"".join(out)
 
 
-@pytest.mark.xfail(strict=True, reason="flows.FlowTable._close copies the tombstone keys "
-                   "into a list on every close once they pass max_flows")
 def test_closed_flows_cost_does_not_grow_with_the_table_cap() -> None:
     """Closed flows leave tombstones (bounded by ``max_flows``). Trimming them must cost
     O(1) per closed flow: a busy capture (more closed flows per minute than half the cap)

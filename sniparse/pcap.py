@@ -20,9 +20,10 @@ returns the offset of the first byte it could not use yet ("need more"). The cal
 Hostile input: a record whose captured length is larger than ``max(snaplen, 262144)`` (or
 than 16 MiB, whatever the header says) cannot be real. It is reported as a ``malformed``
 Issue and the framer *resynchronises*: it scans forward for the next plausible record
-header (timestamp close to the previous record's, lengths sane, and the record after it
-sane as well) and carries on from there, so one corrupt record does not lose the rest of
-the file. The scan looks for the upper bytes of nearby timestamps with ``bytes.find``, so
+header (timestamp close to the previous record's -- or to the last record known to be good,
+since a zero captured length lets packet bytes pass for record headers first -- lengths
+sane, a non-zero original length, and the record after it sane as well) and carries on from
+there, so one corrupt record does not lose the rest of the file. The scan looks for the upper bytes of nearby timestamps with ``bytes.find``, so
 even megabytes of garbage are skipped at C speed.
 
 Speed: the per-record work is one ``struct.unpack_from`` on the big buffer, one bytes
@@ -206,6 +207,11 @@ class PcapFramer:
         self.offset = 0
         self.limit = DEFAULT_MAX_SNAPLEN
         self.last_sec: int | None = None
+        self.anchor_sec: int | None = None
+        """Seconds of a record known to be good (the file's first record, then each record a
+        resynchronisation lands on): a second reference time for the resync scan, because
+        ``last_sec`` may come from garbage read as records before the damage was noticed
+        (a zero captured length makes the packet's own bytes the next "record header")."""
         self.corrupt = 0
         """Corrupt record headers met (each followed by resynchronisation)."""
         self._resync_from: int | None = None
@@ -270,6 +276,8 @@ class PcapFramer:
         assert hdr is not None
         unpack = struct.Struct(hdr.endian + "IIII").unpack_from
         rh = hdr.record_header
+        if self.anchor_sec is None and pos + rh <= n:
+            self.anchor_sec = unpack(buf, pos)[0]
         mult = hdr.ts_mult
         lt = hdr.linktype
         iface = self.iface
@@ -295,6 +303,7 @@ class PcapFramer:
                         return -1 - r
                     self._report_resync(r, n)
                     pos = r
+                    self.anchor_sec = last = unpack(buf, r)[0]
                 while pos + rh <= n:
                     sec, frac, caplen, origlen = unpack(buf, pos)
                     if caplen > limit:
@@ -370,6 +379,7 @@ class PcapFramer:
                         return -1 - r
                     self._report_resync(r, n)
                     pos = r
+                    self.anchor_sec = last = unpack(buf, r)[0]
                 while pos + rh <= n:
                     pos, k, nb, ct, lsec, lts, mts, why, rec = scan(
                         buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending,
@@ -539,7 +549,8 @@ class PcapFramer:
             return -1
         if frac * hdr.ts_mult >= 1_000_000_000:
             return -1
-        if caplen > self.limit or not caplen <= origlen <= RESYNC_MAX_ORIGLEN:
+        # No link delivers a zero-length frame: an all-zero header is filler, not a record.
+        if caplen > self.limit or not caplen <= origlen <= RESYNC_MAX_ORIGLEN or not origlen:
             return -1
         return int(caplen)
 
@@ -605,10 +616,22 @@ class PcapFramer:
         # A nearby record's seconds field shares its upper 16 bits with one of a few values
         # (a window of +-1 day spans at most four): find those with bytes.find, at C speed,
         # instead of testing every offset.
-        lo = max(0, ref - RESYNC_WINDOW_S) >> 16
-        hi = min(0xFFFFFFFF, ref + RESYNC_WINDOW_S) >> 16
+        # Two reference times when they disagree: the last record read, and the anchor (a
+        # record known to be good). The last record may be garbage that happened to look
+        # like a record.
+        refs = [ref]
+        anchor = self.anchor_sec
+        if anchor is not None and abs(anchor - ref) > RESYNC_WINDOW_S:
+            refs.append(anchor)
         shift = 2 if hdr.endian == "<" else 0
-        pats = [struct.pack(hdr.endian + "H", v) for v in range(lo, hi + 1)]
+        pats: list[bytes] = []
+        owners: list[int] = []
+        for r in refs:
+            lo = max(0, r - RESYNC_WINDOW_S) >> 16
+            hi = min(0xFFFFFFFF, r + RESYNC_WINDOW_S) >> 16
+            for v in range(lo, hi + 1):
+                pats.append(struct.pack(hdr.endian + "H", v))
+                owners.append(r)
         nxt = [buf.find(pat, start + shift) for pat in pats]
         while True:
             best = -1
@@ -622,9 +645,12 @@ class PcapFramer:
                 if eof:
                     return None
                 return -1 - max(start, n - rh)
-            ok = self._check_at(buf, best, eof, ref)
-            if ok is None:
+            more = False
+            for r in sorted({owners[k] for k in range(len(pats)) if nxt[k] - shift == best}):
+                ok = self._check_at(buf, best, eof, r)
+                if ok:
+                    return best
+                more = more or ok is None
+            if more:
                 return -1 - best
-            if ok:
-                return best
             start = best + 1

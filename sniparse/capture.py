@@ -130,9 +130,12 @@ def _guess(head: bytes) -> str:
     if head.startswith(b"PK\x03\x04"):
         return "a zip archive; unpack it first"
     stripped = head.lstrip()
-    if stripped[:1] in (b"{", b"["):
+    # Only text gets a text label: binary data may start with '[' or '<' too.
+    text = bool(head) and all(32 <= b < 127 or b in (9, 10, 13) or b >= 0x80
+                              for b in head[:64])
+    if text and stripped[:1] in (b"{", b"["):
         return "JSON text, not a capture"
-    if stripped[:1] == b"<":
+    if text and stripped[:1] == b"<":
         return "HTML/XML text, not a capture"
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
         return "text, not a capture"

@@ -602,3 +602,16 @@ def test_streaming_iterator_same_contract(seed: bytes, flips: list[tuple[int, in
     if rep is not None and streamed is not None:
         key = lambda h: (h.ts_ns, h.frame, h.client_port)
         assert sorted(streamed, key=key) == sorted(rep.handshakes, key=key)
+
+
+@pytest.mark.parametrize(("head", "word"), [
+    (bytes.fromhex("5b7fc76f98ccef89b1fae71c6652aa5c"), "not a pcap or pcapng capture"),
+    (b"\x3c\x00\x01\x02\xff\xfe\x00\x00", "not a pcap or pcapng capture"),
+    (b'[{"ts": 1}]', "JSON text"),
+    (b"<html><body>", "HTML/XML text"),
+])
+def test_not_a_capture_is_named_plainly(head: bytes, word: str) -> None:
+    """Binary garbage is not called JSON or HTML because its first byte is '[' or '<'."""
+    with pytest.raises(sniparse.NotACaptureError) as e:
+        sniparse.analyze(head * 8)
+    assert word in str(e.value)

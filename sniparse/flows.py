@@ -41,6 +41,15 @@ Rules
   ``client_reset``, silence -> ``no_response``; ``detail`` says the server sent non-TLS
   bytes and an Issue is recorded. ``outcome_ms`` is measured from the time the hello's last
   byte arrived to the reaction's packet.
+  *Inferred ServerHello.* While the server's reaction is undecided (nothing, non-TLS bytes,
+  or only a FIN), the client's first records after its hello are read (at most 4): a
+  ChangeCipherSpec, application data, or a Certificate / CertificateVerify /
+  ClientKeyExchange / Finished message proves the server answered with a ServerHello the
+  capture lacks (one direction captured, lost segments). Then ``outcome`` is
+  ``server_hello``, ``detail`` names the record and its frame, ``outcome_ms`` is None and a
+  ``gap`` Issue is counted. Hellos offering early_data (42) are excluded: 0-RTT sends CCS
+  and application data before any ServerHello (RFC 8446 §D.4). A RST before the proof
+  stays the outcome.
 * **HelloRetryRequest.** ``hrr=True``; the client's second ClientHello (after an optional
   ChangeCipherSpec, RFC 8446 §D.4) is parsed and an Issue is added when its SNI differs.
 * **Zeek.** ``conn_state`` and ``history`` follow Zeek's conn.log definitions (the
@@ -195,6 +204,10 @@ _SMTP_STARTTLS = re.compile(rb"(?im)^STARTTLS\r?$")
 _POP3_STLS = re.compile(rb"(?im)^STLS\r?$")
 _FTP_AUTH = re.compile(rb"(?im)^AUTH (TLS|SSL)")
 _RST_HISTORY = re.compile(r"^\^?S[^HAFGIQ]*R")
+_EARLY_DATA = 42                 # early_data extension (RFC 8446 §4.2.10)
+_INFER_RECORDS = 4               # client records read after the hello for proof of a ServerHello
+# Client handshake messages that only follow a ServerHello (RFC 5246 §7.3, RFC 8446 §4.4).
+_AFTER_SH = {11: "Certificate", 15: "CertificateVerify", 16: "ClientKeyExchange", 20: "Finished"}
 
 
 def _ip_text(packed: bytes) -> str:
@@ -278,6 +291,8 @@ class _Flow:
         "hrr_state",
         "hspan",
         "in_decided",
+        "infer",
+        "inferred",
         "last_ts",
         "malformed",
         "mid_record",
@@ -323,6 +338,8 @@ class _Flow:
         self.done = False           # question answered: data packets can no longer matter
         self.in_decided = 0         # bit 1: a.key in decided, bit 2: b.key in decided
         self.closing = False
+        self.infer = 0              # 0 not applicable, 1 reading the client's next records, 2 done
+        self.inferred: str | None = None  # why the outcome was inferred (no server event)
 
     @property
     def client(self) -> _Dir:
@@ -631,6 +648,8 @@ class FlowTable:
             self._read_second_hello(flow, cst, final=False)
         if flow.q in (_Q_HELLO, _Q_DONE, _Q_MID) and flow.outcome is None and flow.server_other is None:
             self._read_server(flow)
+        if flow.infer == 1:
+            self._infer(flow, final=False)
         self._check_done(flow)
 
     def _find_hello(self, flow: _Flow, st: Stream, *, closing: bool) -> None:
@@ -692,7 +711,10 @@ class FlowTable:
         flow.hello_end = end
         flow.hspan = st.span(flow.hello_start, end)
         flow.q = _Q_DONE
-        if 0x0304 not in ch.supported_versions and flow.server.stream is not st:
+        if not ch.sslv2 and _EARLY_DATA not in ch.extension_types:
+            # The client's next records may prove a ServerHello the capture lacks.
+            flow.infer = 1
+        if 0x0304 not in ch.supported_versions and flow.server.stream is not st and flow.infer != 1:
             # No TLS 1.3 offered, so no HelloRetryRequest and no second hello to read
             # (RFC 8446 §4.1.4): the client's question is answered, drop its bytes.
             st.release()
@@ -724,6 +746,60 @@ class FlowTable:
                 frame=st.span(p, p + 1).frame or None, flow=self._flow_text(flow),
                 key=("hrr_sni_changed",),
             )
+
+    def _infer(self, flow: _Flow, *, final: bool) -> None:
+        """Read the client's first records after its hello while the server's reaction is
+        undecided (or only a FIN). A ChangeCipherSpec, application data, or a Certificate /
+        CertificateVerify / ClientKeyExchange / Finished message is sent only after the
+        client received a ServerHello (RFC 5246 §7.3, RFC 8446 §4.4 and §D.4 -- a
+        middlebox-compatibility CCS before the ServerHello comes only with 0-RTT data, so
+        hellos offering early_data are never read here): the server answered and the
+        capture lacks its reply (one direction captured, dropped segments). The server's
+        ServerHello bytes precede its FIN, so the proof also outranks ``server_close``, and
+        server bytes that are not a TLS reaction (the capture starts inside the server's
+        flight after a lost segment)."""
+        if flow.outcome not in (None, "server_close") or flow.q != _Q_DONE or flow.ch is None:
+            flow.infer = 2
+            return
+        st = flow.client.stream
+        if st is None or st.released:
+            flow.infer = 2
+            return
+        buf = st.data
+        n = len(buf)
+        p = flow.hello_end
+        for _ in range(_INFER_RECORDS):
+            if p + 5 > n or (buf[p] == 22 and p + 6 > n):
+                # A handshake record's message type is its sixth byte: wait for it.
+                if final or st.full:
+                    break
+                return
+            ct = buf[p]
+            if buf[p + 1] != 3:
+                break
+            what: str | None = None
+            if ct == 20:
+                what = "ChangeCipherSpec"
+            elif ct == 23:
+                what = "application data"
+            elif ct == 22:
+                what = _AFTER_SH.get(buf[p + 5])
+                if what is None and buf[p + 5] != 1:
+                    break
+            else:
+                break   # an alert or anything else proves nothing
+            if what is not None:
+                sp = st.span(p, p + 1)
+                flow.outcome = "server_hello"
+                flow.outcome_ts = sp.ts_ns
+                flow.inferred = (
+                    "no ServerHello in the capture; inferred from the client's "
+                    f"{what} in frame {sp.frame}"
+                )
+                flow.infer = 2
+                return
+            p += 5 + ((buf[p + 3] << 8) | buf[p + 4])
+        flow.infer = 2
 
     # -- the server's reaction ------------------------------------------------------------
     def _read_server(self, flow: _Flow, final: bool = False) -> None:
@@ -880,7 +956,9 @@ class FlowTable:
 
     def _check_done(self, flow: _Flow) -> None:
         q = flow.q
-        if q == _Q_NONE or q == _Q_DONE and flow.hrr_state != 1 and (
+        if flow.infer == 1 and flow.outcome not in (None, "server_close"):
+            flow.infer = 2
+        if q == _Q_NONE or q == _Q_DONE and flow.hrr_state != 1 and flow.infer != 1 and (
             flow.outcome is not None or flow.server_other is not None
         ):
             flow.done = True
@@ -961,12 +1039,19 @@ class FlowTable:
             # server's reaction and replay the FIN/RST events that were held back.
             if flow.server_other is None:
                 self._read_server(flow, final=True)
-            if flow.outcome is None:
+            if flow.outcome is None and flow.infer == 1:
+                self._infer(flow, final=True)
+            if flow.outcome is None or flow.inferred is not None:
                 s = flow.server
                 events = [(t, k) for t, k in ((s.rst_ts, "server_reset"), (s.fin_ts, "server_close"),
                                               (c.rst_ts, "client_reset")) if t]
                 if events:
-                    flow.outcome_ts, flow.outcome = min(events)
+                    t, k = min(events)
+                    if flow.inferred is None:
+                        flow.outcome_ts, flow.outcome = t, k
+                    elif k != "server_close" and t < flow.outcome_ts:
+                        # A reset before the client's proof records is the first reaction.
+                        flow.outcome_ts, flow.outcome, flow.inferred = t, k, None
         if flow.q == _Q_OPEN or flow.q == _Q_NONE:
             self._count_kind(flow)
             return None
@@ -1038,7 +1123,18 @@ class FlowTable:
                             flow=self._flow_text(flow), key=("overlap_conflict",))
         outcome = flow.outcome or "no_response"
         outcome_ms: float | None = None
-        if flow.outcome is not None and (ch is not None or flow.malformed or frame):
+        if flow.inferred is not None:
+            # No server event to time: the ServerHello itself is missing.
+            if detail is None:
+                detail = flow.inferred
+                if flow.server_other is not None:
+                    detail += f"; {flow.server_other}"
+            self.issues.add(
+                "gap", "flow", "the server's reply is missing from the capture "
+                "(a ServerHello is inferred from the client's next records)",
+                frame=frame or None, flow=self._flow_text(flow), key=("server_hello_inferred",),
+            )
+        elif flow.outcome is not None and (ch is not None or flow.malformed or frame):
             outcome_ms = (flow.outcome_ts - hello_ts) / 1e6
         if flow.server_other is not None and detail is None:
             detail = flow.server_other

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -71,6 +72,7 @@ class Figures:
     alpn_agree: int = 0
     flows_compared: int = 0
     outcome_agree: int = 0
+    inferred: int = 0
     duplicates: int = 0
     frame_agree: int = 0
     segments_agree: int = 0
@@ -188,6 +190,23 @@ def _version_name(v: str) -> str:
     if v.startswith("0x7f") and len(v) == 6:
         return f"TLSv1.3-draft{int(v[4:], 16)}"
     return v
+
+
+_INFERRED = re.compile(r"inferred from the client's .+? in frame (\d+)")
+
+
+def inferred_agrees(stream: dict[str, Any] | None, allowed: set[str], h: Handshake) -> bool:
+    """A ServerHello sniparse inferred from the client's next records (CCS, key exchange,
+    application data) agrees with tshark's facts when tshark saw no ServerHello and no
+    server alert (its facts allow only silence, FIN or RST), and no RST at or before the
+    client's proof frame (a reset there would have been the first reaction)."""
+    m = _INFERRED.search(h.detail or "")
+    if h.outcome != "server_hello" or h.outcome_ms is not None or m is None or stream is None:
+        return False
+    if not allowed <= {"no_response", "server_close", "client_reset", "server_reset"}:
+        return False
+    rst = stream.get("first_rst_frame")
+    return not (rst and int(rst) <= int(m.group(1)))
 
 
 def our_outcome(h: Handshake) -> str:
@@ -315,10 +334,13 @@ def compare_capture(
         if stream is not None and stream.get("server_hello_seen"):
             figures.sh_seen += 1
             figures.sh_seen_agree += pick.outcome == "server_hello"
-        if any(a.endswith("_reset") for a in allowed):
+        inferred = got not in allowed and inferred_agrees(stream, allowed, pick)
+        if any(a.endswith("_reset") for a in allowed) and not inferred:
             figures.rst_first += 1
             figures.rst_first_agree += got in allowed and got.endswith("_reset")
-        if got in allowed:
+        if inferred:
+            figures.inferred += 1
+        if got in allowed or inferred:
             figures.outcome_agree += 1
         else:
             yield Disagreement(cap, frame, "outcome", got, "|".join(sorted(allowed)))
@@ -364,6 +386,8 @@ def _print_figures(f: Figures, explained: int, unexplained: int) -> str:
          f"{pct(f.sh_seen_agree, f.sh_seen)}"),
         (f"    RST first after the hello (tshark), same side's reset in sniparse: "
          f"{pct(f.rst_first_agree, f.rst_first)}"),
+        (f"    ServerHello inferred from the client's records (tshark: no ServerHello, "
+         f"no RST before the proof): {f.inferred}"),
         f"  sniparse outcomes:   {dict(f.outcomes.most_common())}",
         f"  handshakes tshark does not list: {f.extra}",
         f"  disagreements: {explained} explained, {unexplained} unexplained",

@@ -839,3 +839,107 @@ def test_server_only_bulk_is_decided() -> None:
     assert flow_key(SIP, CIP, 20, 40000) in t.decided
     hs = t.finish()
     assert hs == [] and t.stats["not_tls"] == 1
+
+
+# -- a ServerHello proved by the client's next records --------------------------------------
+
+def _with_extension(hello: bytes, ext_type: int, body: bytes = b"") -> bytes:
+    """``hello`` (one record holding one ClientHello) with one more extension appended,
+    every enclosing length fixed (RFC 8446 §4.1.2)."""
+    p = 5 + 4 + 2 + 32
+    p += 1 + hello[p]
+    p += 2 + int.from_bytes(hello[p : p + 2], "big")
+    p += 1 + hello[p]
+    ext_total = int.from_bytes(hello[p : p + 2], "big")
+    assert p + 2 + ext_total == len(hello)
+    ext = struct.pack("!HH", ext_type, len(body)) + body
+    msg = hello[5:] + ext
+    msg = msg[:p - 5] + struct.pack("!H", ext_total + len(ext)) + msg[p - 5 + 2 :]
+    msg = msg[:1] + (len(msg) - 4).to_bytes(3, "big") + msg[4:]
+    return hello[:3] + struct.pack("!H", len(msg)) + msg
+
+
+CCS = _record(20, b"\x01")
+CKE = _record(22, b"\x10\x00\x00\x21\x20" + bytes(32))   # ClientKeyExchange (RFC 5246 §7.4.7)
+APPDATA = _record(23, bytes(40))
+
+
+@pytest.mark.parametrize(("after", "name"), [
+    (CCS + APPDATA, "ChangeCipherSpec"),
+    (CKE + CCS, "ClientKeyExchange"),
+    (APPDATA, "application data"),
+])
+def test_server_hello_inferred_from_client_records(after: bytes, name: str) -> None:
+    issues = Issues()
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.sack()
+    proof = c.cdata(after)[0]
+    c.cfin()
+    h = one(c.segs, table=FlowTable(issues))
+    assert h.outcome == "server_hello"
+    assert h.outcome_ms is None and h.server_version is None
+    assert h.detail is not None and name in h.detail and f"frame {proof.frame}" in h.detail
+    gaps = [i for i in issues if i.kind == "gap" and i.layer == "flow"]
+    assert len(gaps) == 1 and "missing" in gaps[0].detail
+
+
+def test_inferred_server_hello_outranks_server_fin_and_counts_issues() -> None:
+    issues = Issues()
+    table = FlowTable(issues)
+    segs: list[Segment] = []
+    for i in range(3):
+        c = Conv(sport=41000 + i, t0=T0 + i * 10**9)
+        c.handshake()
+        c.cdata(HELLO_SNI)
+        c.sfin()    # the server's flight itself is missing; its FIN is there
+        c.cdata(CKE + CCS)
+        c.cfin()
+        segs += c.segs
+    hs, _ = run(segs, table=table)
+    assert [h.outcome for h in hs] == ["server_hello"] * 3
+    gaps = [i for i in issues if i.kind == "gap" and i.layer == "flow"]
+    assert len(gaps) == 1 and gaps[0].count == 3
+
+
+def test_early_data_hello_is_not_inferred() -> None:
+    # 0-RTT (RFC 8446 §2.3, §D.4): CCS and early application data go out before any
+    # ServerHello, so they prove nothing.
+    hello = _with_extension(HELLO_NOSNI, 42)
+    c = Conv().handshake()
+    c.cdata(hello)
+    c.cdata(CCS + APPDATA)
+    c.cfin()
+    h = one(c.segs)
+    assert h.client_hello is not None and 42 in h.client_hello.extension_types
+    assert h.outcome == "no_response" and h.detail is None
+    c = Conv().handshake()
+    c.cdata(hello)
+    c.cdata(CCS + APPDATA)
+    c.sfin().cfin()
+    assert one(c.segs).outcome == "server_close"
+
+
+def test_server_reset_before_client_records_wins() -> None:
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.srst(dt=2 * MS)
+    c.cdata(CCS + APPDATA)
+    h = one(c.segs)
+    assert h.outcome == "server_reset" and h.outcome_ms == pytest.approx(2.0)
+
+
+def test_client_records_that_prove_nothing() -> None:
+    # A client alert, or a real ServerHello first: nothing is inferred.
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.cdata(_record(21, bytes([2, 40])) + CCS)
+    c.cfin()
+    h = one(c.segs)
+    assert h.outcome == "no_response" and h.detail is None
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI)
+    c.sdata(server_hello())
+    c.cdata(CCS + APPDATA)
+    h = one(c.segs)
+    assert h.outcome == "server_hello" and h.outcome_ms == pytest.approx(1.0) and h.detail is None

@@ -55,9 +55,11 @@ Rules
 * **Zeek.** ``conn_state`` and ``history`` follow Zeek's conn.log definitions (the
   ``conn_state`` function of ``base/protocols/conn/main.zeek``), computed when the flow closes
   (originator = client). History letters S h A D F R, first occurrence per direction, upper
-  case for the originator, ``^`` when the first packet came from the server. Differences:
-  a flow closes at its first RST or its second FIN, so packets after that (a RST after both
-  FINs, a FIN after a RST) are not reflected; the optional letters C T W G I Q are not
+  case for the originator, ``^`` when the first packet came from the server. A flow closes
+  at its second FIN or at a RST -- except a RST that follows the sender's own FIN: as in
+  Zeek, the flow stays open until the peer's FIN (that endpoint then counts as CLOSED
+  again, so ``SF``), a RST from the peer, idle or end. Differences: packets after the close
+  (a RST after both FINs) are not reflected; the optional letters C T W G I Q are not
   produced.
 * **Closing.** A closed flow leaves the table; its keys stay for up to a minute as
   tombstones so stray packets after the close (the last ACK, a late RST) do not start
@@ -230,6 +232,7 @@ class _Dir:
         "dport",
         "dst",
         "fin",
+        "fin_rst",
         "fin_ts",
         "first_data_ts",
         "ip_version",
@@ -257,6 +260,7 @@ class _Dir:
         self.syn = False
         self.synack = False
         self.fin = False
+        self.fin_rst = False   # this side's first RST followed its own FIN
         self.rst = False
         self.fin_ts = 0
         self.rst_ts = 0
@@ -589,6 +593,8 @@ class FlowTable:
             if d.stream is not None and not d.stream.released:
                 d.stream.note_end((seg.seq + (1 if syn else 0) + plen) & 0xFFFFFFFF)
         if flags & RST:
+            if not d.rst:
+                d.fin_rst = d.fin
             d.rst = True
             if not d.rst_ts:
                 d.rst_ts = ts
@@ -600,7 +606,13 @@ class FlowTable:
             self._tcp_event(flow, d, flags, ts)
             if not flow.done:
                 self._check_done(flow)
-        if d.rst or (flow.a.fin and flow.b.fin):
+        if flags & (FIN | RST) and (
+            (flow.a.fin and flow.b.fin)
+            or (flow.a.rst and not (flow.a.fin_rst and not flow.b.rst))
+            or (flow.b.rst and not (flow.b.fin_rst and not flow.a.rst))
+        ):
+            # A RST after the sender's own FIN keeps the flow open until the peer's FIN
+            # (or a RST, idle, end): Zeek then counts a normal termination (SF).
             flow.closing = True
 
     def _anchor(self, d: _Dir, start_seq: int) -> int:
@@ -1379,8 +1391,12 @@ def _find_server_tls(buf: bytearray, prelude: str | None) -> int | None:
     return None
 
 
-def _ep_state(d: _Dir, established: bool) -> int:
+def _ep_state(d: _Dir, peer: _Dir, established: bool) -> int:
     if d.rst:
+        # Zeek (TCPSessionAdapter::UpdateStateMachine): an endpoint that sent FIN then RST
+        # returns to CLOSED when the peer's FIN arrives ("actually normal termination").
+        if d.fin_rst and peer.fin and peer.fin_ts >= d.rst_ts:
+            return _CLOSED
         return _RESET
     if d.fin:
         return _CLOSED
@@ -1399,8 +1415,8 @@ def _conn_state(flow: _Flow) -> str:
     """Zeek's conn_state (base/protocols/conn/main.zeek), originator = client."""
     o, r = flow.client, flow.server
     established = o.syn and r.synack and o.ack_after_synack
-    os_ = _ep_state(o, established)
-    rs = _ep_state(r, established)
+    os_ = _ep_state(o, r, established)
+    rs = _ep_state(r, o, established)
     o_inactive = os_ in (_INACTIVE, _PARTIAL)
     r_inactive = rs in (_INACTIVE, _PARTIAL)
     if rs == _RESET:

@@ -288,20 +288,4 @@ BASELINES.update({
              "tcp 146.255.57.229:5222<->198.128.203.95:56048", "frames 33/34"),
         )
     },
-    ("zeek/testing/btest/Traces/tls/irc-starttls.pcap", "zeek",
-     "tcp 185.18.76.170:6667<->203.143.168.47:55123", "conn_state"): (
-        "Zeek's rule, not a wire fact: the client sends FIN (frame 16), then RST (frame 18), "
-        "then the server sends FIN (frame 19). sniparse closes the flow at the first RST "
-        "after the hello was answered: RSTO. Zeek's TCP analyzer turns a 'FIN followed by a "
-        "RST' endpoint back to CLOSED when the peer's FIN arrives ('this was actually normal "
-        "termination', TCPSessionAdapter::UpdateStateMachine), hence SF. The TLS outcome is "
-        "not affected (the ServerHello came long before). Handed over as a flows.py "
-        "refinement: keep a flow whose RST follows its own FIN open until the peer's FIN "
-        "or a short timeout."
-    ),
-    ("zeek/testing/btest/Traces/tls/irc-starttls.pcap", "zeek",
-     "tcp 185.18.76.170:6667<->203.143.168.47:55123", "history"): (
-        "See the conn_state entry of this flow: the server's FIN (frame 19) comes after the "
-        "client's RST that closed the flow in sniparse, so its 'f' is missing."
-    ),
 })

@@ -943,3 +943,37 @@ def test_client_records_that_prove_nothing() -> None:
     c.cdata(CCS + APPDATA)
     h = one(c.segs)
     assert h.outcome == "server_hello" and h.outcome_ms == pytest.approx(1.0) and h.detail is None
+
+
+def test_fin_then_rst_then_peer_fin_is_sf() -> None:
+    # Zeek's rule (TCPSessionAdapter::UpdateStateMachine): FIN then RST from one side, then
+    # the peer's FIN, is a normal termination. The flow stays open for that FIN; the
+    # outcome is still the first reaction.
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.sdata(server_hello())
+    c.cfin().crst().sfin()
+    hs, t = run(c.segs, finish=False)
+    assert len(hs) == 1 and len(t) == 0
+    h = hs[0]
+    assert (h.conn_state, h.history, h.outcome) == ("SF", "ShADdFRf", "server_hello")
+    # Without the peer's FIN the RST stands (closed at the end of the capture).
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.sdata(server_hello())
+    c.cfin().crst()
+    hs, t = run(c.segs, finish=False)
+    assert hs == [] and len(t) == 1
+    h = one(c.segs)
+    assert (h.conn_state, h.history) == ("RSTO", "ShADdFR")
+    # A RST without a FIN before it still closes at once; so does the peer's RST.
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.crst()
+    hs, _ = run(c.segs, finish=False)
+    assert [h.outcome for h in hs] == ["client_reset"] and hs[0].conn_state == "RSTO"
+    c = Conv().handshake()
+    c.cdata(HELLO_SNI)
+    c.cfin().crst().srst()
+    hs, _ = run(c.segs, finish=False)
+    assert len(hs) == 1 and hs[0].conn_state == "RSTR"

@@ -15,7 +15,14 @@ of :class:`Record` tuples in time order.
   in chunks of ``chunk_size`` bytes (1 MiB); decompressors are asked for at most that much
   at a time whatever the compression ratio.
   A decompression bomb (output beyond ``max_ratio`` times the compressed size, or beyond
-  ``max_decompressed`` bytes) is stopped with a ``limit`` Issue.
+  ``max_decompressed`` bytes) is stopped with a ``limit`` Issue. *Decision:* the default
+  ratio depends on the codec, because a cap only catches a bomb when the codec can exceed
+  it: gzip 200:1 (deflate cannot pass ~1032:1 -- a 258-byte match costs at least 2 bits,
+  RFC 1951 -- so a 1000:1 cap would let the densest gzip bomb through by a hair, while
+  real captures compress about 2-20:1), bzip2, xz and zstd 1000:1 (they reach millions
+  to one). ``max_ratio`` given explicitly applies to every codec. There is no absolute
+  default: a capture of many GB is legitimate, and the ratio already bounds the output by
+  the input's size.
 * Several sources are one capture: their records are merged by timestamp (a rotated
   ``tcpdump -C``/``-G`` set may be given in any order). Each file is opened only when the
   merge reaches its first timestamp, so a rotated set of a thousand files holds one or
@@ -95,6 +102,9 @@ class Interface:
 SourceLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 
 CHUNK = 1 << 20
+#: Default decompression ratio cap per codec (see the module notes: deflate tops out near
+#: 1032:1, so gzip needs a lower cap to catch a bomb at all).
+DEFAULT_MAX_RATIO: dict[str, int] = {"gzip": 200, "bzip2": 1000, "xz": 1000, "zstd": 1000}
 _SNIFF = 64
 
 _GZIP = b"\x1f\x8b"
@@ -378,7 +388,8 @@ class CaptureReader:
     ``bytes``, a binary file object, or a list of those (merged by timestamp into one
     capture). ``issues`` collects everything that goes wrong inside the capture.
     ``progress`` is called after each chunk read with ``(bytes_read, bytes_total)``.
-    ``max_ratio`` / ``max_decompressed`` cap decompressed output (see the module notes).
+    ``max_ratio`` / ``max_decompressed`` cap decompressed output (see the module notes;
+    ``max_ratio=None`` takes each codec's default from :data:`DEFAULT_MAX_RATIO`).
     ``use_mmap`` / ``map_window`` / ``chunk_size`` choose how plain files and streams are
     read; the records and issues are the same either way (a test checks it).
     ``record_type=tuple`` yields plain tuples in :class:`Record`'s field order instead of
@@ -401,7 +412,7 @@ class CaptureReader:
         *,
         progress: Callable[[int, int], None] | None = None,
         chunk_size: int = CHUNK,
-        max_ratio: int = 1000,
+        max_ratio: int | None = None,
         max_decompressed: int | None = None,
         use_mmap: bool = True,
         map_window: int = 4 << 20,
@@ -509,7 +520,7 @@ class CaptureReader:
         if kind not in ("pcap", "pcapng"):
             compression = kind
             dec = _decompressor(kind, stream, name)
-            stream = _Capped(dec, self._bomb_check(src, len(head), stream))
+            stream = _Capped(dec, self._bomb_check(src, len(head), stream, kind))
             try:
                 dhead = _read_full(stream, _SNIFF)
             except _decompress_errors() as e:
@@ -532,11 +543,13 @@ class CaptureReader:
             fmt = kind
         return _Opened(stream, fmt, compression, close)
 
-    def _bomb_check(self, src: _Source, head: int, raw: _Prefixed) -> Callable[[int], bool]:
-        """The cap on decompressed output: ``max_ratio`` times the compressed size (the
-        file's size when known, else what has been read of it so far; at least 64 KiB),
-        and ``max_decompressed`` when set."""
-        ratio = self.max_ratio
+    def _bomb_check(
+        self, src: _Source, head: int, raw: _Prefixed, codec: str
+    ) -> Callable[[int], bool]:
+        """The cap on decompressed output: ``max_ratio`` (or the codec's default) times the
+        compressed size (the file's size when known, else what has been read of it so far;
+        at least 64 KiB), and ``max_decompressed`` when set."""
+        ratio = self.max_ratio if self.max_ratio is not None else DEFAULT_MAX_RATIO.get(codec, 1000)
         absolute = self.max_decompressed
         size = src.size
 

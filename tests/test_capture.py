@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sniparse.capture import CaptureReader, Record
+from sniparse.capture import DEFAULT_MAX_RATIO, CaptureReader, Record
 from sniparse.errors import CaptureReadError, Issues, NotACaptureError, SniparseError
 from sniparse.pcap import PcapFramer, parse_header
 from sniparse.pcapng import PcapngFramer, ts_params
@@ -563,6 +563,34 @@ def test_decompression_bomb_is_stopped(tmp_path: Path) -> None:
     assert "limit" in {i.kind for i in issues}
     recs, issues, _ = read(p, max_decompressed=1_000_000)
     assert len(recs) < 20 and "limit" in {i.kind for i in issues}
+
+
+def test_default_gzip_cap_stops_the_densest_bomb_clearly(tmp_path: Path) -> None:
+    # Deflate tops out near 1032:1 (RFC 1951), so the gzip default must sit well below it:
+    # the densest bomb is stopped at the gzip cap (200:1), far from the 1000:1 of other
+    # codecs, and well before its end.
+    hdr = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+    rec = struct.pack("<IIII", 1_700_000_000, 0, 262144, 262144) + bytes(262144)
+    raw = hdr + rec * 240                          # 60 MiB of zeros
+    data = gzip.compress(raw, compresslevel=9, mtime=0)
+    assert len(raw) / len(data) > 900              # as dense as deflate gets
+    p = tmp_path / "bomb.pcap.gz"
+    p.write_bytes(data)
+    recs, issues, _ = read(p)
+    assert "limit" in {i.kind for i in issues}
+    out = sum(len(r.data) + 16 for r in recs)
+    cap = DEFAULT_MAX_RATIO["gzip"] * max(len(data), 64 * 1024)
+    assert DEFAULT_MAX_RATIO["gzip"] <= 250
+    assert out <= cap + (1 << 20) and out < len(raw) / 3   # one read chunk of slack
+    # An explicit ratio applies to gzip too: above deflate's maximum, nothing is stopped.
+    recs, issues, _ = read(p, max_ratio=2000)
+    assert len(recs) == 240 and "limit" not in {i.kind for i in issues}
+    # A real capture compresses far below the cap and reads whole under the defaults.
+    plain = (FORMATS / "pcap_usec_le.pcap").read_bytes()
+    q = tmp_path / "real.pcap.gz"
+    q.write_bytes(gzip.compress(plain))
+    recs, issues, _ = read(q)
+    assert recs and "limit" not in {i.kind for i in issues}
 
 
 def test_broken_gzip_keeps_what_was_read(tmp_path: Path) -> None:

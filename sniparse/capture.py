@@ -57,7 +57,7 @@ from typing import IO, Any, NamedTuple, Union, cast
 
 from ._fastpath import Skipper
 from .errors import CaptureReadError, Issues, NotACaptureError
-from .pcap import PcapFramer, PcapHeader, is_pcap_magic
+from .pcap import RESYNC_LOOKBACK, PcapFramer, PcapHeader, is_pcap_magic
 from .pcapng import PcapngFramer, PcapngInterface, is_pcapng_magic
 
 __all__ = ["CaptureReader", "Interface", "Record", "SourceLike", "sniff_format"]
@@ -664,18 +664,19 @@ class CaptureReader:
             pos = 0
             base = 0
             for chunk in self._chunks(opened, src.name, quiet):
-                if pos < len(buf):
-                    base += pos
-                    buf = buf[pos:] + chunk
-                else:
-                    base += len(buf)
-                    buf = chunk
+                # Keep a few bytes before the unused offset: a pcap resync looks back into
+                # the previous record (RESYNC_LOOKBACK) for a header it swallowed.
+                cut = max(0, pos - RESYNC_LOOKBACK)
+                base += cut
+                buf = buf[cut:] + chunk
+                pos -= cut
                 framer.offset = base
-                pos = yield from framer.records(buf, 0, False)  # type: ignore[misc]
-            base += pos
-            buf = buf[pos:]
+                pos = yield from framer.records(buf, pos, False)  # type: ignore[misc]
+            cut = max(0, pos - RESYNC_LOOKBACK)
+            base += cut
+            buf = buf[cut:]
             framer.offset = base
-            yield from framer.records(buf, 0, True)  # type: ignore[misc]
+            yield from framer.records(buf, pos - cut, True)  # type: ignore[misc]
         finally:
             opened.close()
 
@@ -715,7 +716,10 @@ class CaptureReader:
                 progress(self.bytes_read, self.bytes_total)
             if eof:
                 return
-            new_off = absolute - absolute % gran
+            # The next window starts a little before the unused offset (the pcap resync's
+            # look-back, RESYNC_LOOKBACK), on an allocation-granularity boundary.
+            new_off = max(off, absolute - RESYNC_LOOKBACK)
+            new_off -= new_off % gran
             if new_off == off:
                 # The unit at ``pos`` needs more than one window holds: widen it.
                 window *= 2

@@ -77,6 +77,12 @@ RESYNC_MAX_ORIGLEN = 1024 * 1024
 # Without any good record to compare timestamps with, scan at most this many bytes one by
 # one before giving up on the rest of the file.
 RESYNC_BLIND_SCAN = 1024 * 1024
+#: The resync scan starts up to this many bytes before a corrupt header, inside the
+#: previous record: when that record's captured length is too long, it swallowed the start
+#: of the next header, which still lies there. A record found there must straddle the
+#: corrupt header (start before it, end after it), so the scan never lands on the previous
+#: record itself or an older one and yields nothing twice.
+RESYNC_LOOKBACK = 512
 
 _LE_MAGICS = {
     struct.pack("<I", MAGIC_USEC): ("<", 1000, 16),
@@ -217,6 +223,7 @@ class PcapFramer:
         self._resync_from: int | None = None
         self._resync_frame = 0
         self._resync_reason = ""
+        self._lookback_at = -1      # absolute offset of the last corrupt header looked back from
         self._warned_caplen = False
         self._dead = False
         self.skipper: Skipper | None = None
@@ -312,8 +319,13 @@ class PcapFramer:
                     if end > n:
                         break
                     if check_caplen and caplen > origlen:
-                        check_caplen = False
-                        self._warn_caplen(caplen, origlen, frame + 1)
+                        fixed = self._fix_caplen(buf, pos, sec, caplen, origlen, eof, frame + 1)
+                        if fixed < 0:
+                            check_caplen = False
+                            self._warn_caplen(caplen, origlen, frame + 1)
+                        else:
+                            caplen = fixed
+                            end = pos + rh + caplen
                     frame += 1
                     yield tnew(
                         rtype,
@@ -412,8 +424,13 @@ class PcapFramer:
                     if end > n:
                         break
                     if check_caplen and caplen > origlen:
-                        check_caplen = False
-                        self._warn_caplen(caplen, origlen, frame + 1)
+                        fixed = self._fix_caplen(buf, pos, sec, caplen, origlen, eof, frame + 1)
+                        if fixed < 0:
+                            check_caplen = False
+                            self._warn_caplen(caplen, origlen, frame + 1)
+                        else:
+                            caplen = fixed
+                            end = pos + rh + caplen
                     frame += 1
                     ts = sec * 1_000_000_000 + frac * mult
                     kf = key_at(lt, buf, pos + rh, caplen)
@@ -474,20 +491,21 @@ class PcapFramer:
                 self._start_resync(
                     pos, frame + 1, f"captured length {caplen} exceeds the limit {limit}"
                 )
-                return False, pos + 1
+                return False, self._lookback(pos)
             if not eof:
                 return True, pos
             # The stream ends inside this record: a cut tail (tcpdump killed
             # mid-write, a partial download), unless a plausible record follows,
             # in which case this record's length field was corrupt.
             self.last_sec = last
-            if self._plausible_after(buf, pos + 1):
+            start = self._lookback(pos)
+            if self._plausible_after(buf, start):
                 self._start_resync(
                     pos,
                     frame + 1,
                     f"captured length {caplen} runs past the end of the file",
                 )
-                return False, pos + 1
+                return False, start
             self._issue(
                 "truncated",
                 f"file ends inside record {frame + 1}: {n - pos - rh} of {caplen} "
@@ -507,6 +525,36 @@ class PcapFramer:
             return True, n
         return True, pos
 
+    def _fix_caplen(
+        self, buf: Buffer, pos: int, sec: int, caplen: int, origlen: int, eof: bool, frame: int
+    ) -> int:
+        """A record whose captured length exceeds its original length: when the record
+        after the declared length is not plausible but the one after the original length
+        is, the captured length is corrupt (a few bytes too long, so it swallowed the next
+        header): the record is read with its original length (an Issue says so). Returns
+        that length, or -1 to read the record as declared."""
+        hdr = self.header
+        assert hdr is not None
+        rh = hdr.record_header
+        n = len(buf)
+        q_decl = pos + rh + caplen
+        q_orig = pos + rh + origlen
+        if q_orig + rh > n or (q_decl == n and eof):
+            return -1
+        if q_decl + rh <= n and self._candidate(buf, q_decl, sec) >= 0:
+            return -1
+        if self._candidate(buf, q_orig, sec) < 0:
+            return -1
+        self._issue(
+            "malformed",
+            f"a record's captured length {caplen} is larger than its original length "
+            f"{origlen} and runs into the next record's header, which starts after "
+            f"{origlen} bytes: read with the original length",
+            frame,
+            "caplen>origlen fixed",
+        )
+        return origlen
+
     def _warn_caplen(self, caplen: int, origlen: int, frame: int) -> None:
         self._issue(
             "malformed",
@@ -523,11 +571,35 @@ class PcapFramer:
         self._resync_frame = frame
         self._resync_reason = reason
 
+    def _lookback(self, pos: int) -> int:
+        """Where the resync scan for a corrupt header at ``pos`` starts: a few bytes back
+        inside the previous record (see :data:`RESYNC_LOOKBACK`), once per corrupt header
+        so a scan that lands there and meets the same header again moves on."""
+        at = self.offset + pos
+        if at == self._lookback_at or pos == 0:
+            return pos + 1
+        self._lookback_at = at
+        return max(0, pos - RESYNC_LOOKBACK)
+
+    def _behind(self, p: int, q: int) -> bool:
+        """A candidate record ``buf[p:q]`` that lies wholly before the corrupt header the
+        scan looked back from (the previous record itself, or older): never a resync
+        target."""
+        at = self._lookback_at
+        return self.offset + p < at and self.offset + q <= at
+
     def _report_resync(self, found: int | None, n: int) -> None:
         start_abs = self._resync_from
         assert start_abs is not None
         self._resync_from = None
-        if found is not None:
+        if found is not None and self.offset + found < start_abs:
+            detail = (
+                f"corrupt record header at byte {start_abs} ({self._resync_reason}); the "
+                f"next record starts {start_abs - self.offset - found} bytes earlier, inside "
+                "the previous record, whose captured length is too long (its data runs "
+                "into the next record)"
+            )
+        elif found is not None:
             detail = (
                 f"corrupt record header at byte {start_abs} ({self._resync_reason}); "
                 f"skipped {self.offset + found - start_abs} bytes to the next plausible record"
@@ -568,6 +640,8 @@ class PcapFramer:
         if caplen < 0:
             return False
         q = p + rh + caplen
+        if self._behind(p, q):
+            return False
         if q == n and eof:
             return ref_sec is not None
         if q + rh > n:

@@ -644,3 +644,47 @@ def test_mutated_fixture_only_documented_errors(data: st.DataObject) -> None:
         read(bytes(raw))
     except SniparseError:
         pass
+
+
+def _pcap_with(records: list[tuple[int, bytes, int]]) -> tuple[bytes, list[int]]:
+    """A classic pcap (µs, little-endian, Ethernet) of (seconds, data, origlen) records, and
+    each record header's offset."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    offs = []
+    for i, (sec, data, origlen) in enumerate(records):
+        offs.append(len(out))
+        out += struct.pack("<IIII", sec, 1000 * i, len(data), origlen) + data
+    return bytes(out), offs
+
+
+@pytest.mark.parametrize("extra", [1, 3, 4, 12, 40])
+@pytest.mark.parametrize("cut", [False, True])
+@pytest.mark.parametrize("chunk", [None, 4096])
+def test_caplen_a_few_bytes_too_long_loses_no_other_record(extra: int, cut: bool,
+                                                          chunk: int | None) -> None:
+    # Record 5's captured length is `extra` bytes too long, so it swallows the start of
+    # record 6's header. With the full length on the wire (caplen == origlen) the framer
+    # sees caplen > origlen and checks where the next header really is; with a snaplen cut
+    # (caplen < origlen) the header after the damage is corrupt and the resync looks back
+    # into the previous record. Either way every other record is read unchanged.
+    rng = __import__("random").Random(extra)
+    recs = []
+    for i in range(12):
+        data = bytes(rng.randrange(256) for _ in range(60 + 37 * i))
+        recs.append((1_700_000_000 + i, data, len(data) + (100 if cut else 0)))
+    raw, offs = _pcap_with(recs)
+    bad = bytearray(raw)
+    struct.pack_into("<I", bad, offs[4] + 8, len(recs[4][1]) + extra)
+    kw: dict[str, Any] = {} if chunk is None else {"chunk_size": chunk}
+    stream = io.BytesIO(bytes(bad)) if chunk is not None else bytes(bad)
+    got, issues, _ = read(stream, **kw)
+    datas = [r.data for r in got]
+    # Known limit: 4 bytes too long on a cut record shifts the next header by one field,
+    # which then reads as a plausible record (fraction as seconds, origlen as caplen)
+    # without a time check on the hot path; that one record is lost, no other.
+    lost = {4, 5} if cut and extra == 4 else {4}
+    for i, (_, data, _) in enumerate(recs):
+        if i not in lost:
+            assert data in datas, (i, [i.detail for i in issues])
+    assert 12 - len(lost) <= len(got) <= 12
+    assert {i.kind for i in issues} & {"malformed"}

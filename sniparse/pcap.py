@@ -24,7 +24,13 @@ header (timestamp close to the previous record's -- or to the last record known 
 since a zero captured length lets packet bytes pass for record headers first -- lengths
 sane, a non-zero original length, and the record after it sane as well) and carries on from
 there, so one corrupt record does not lose the rest of the file. The scan looks for the upper bytes of nearby timestamps with ``bytes.find``, so
-even megabytes of garbage are skipped at C speed.
+even megabytes of garbage are skipped at C speed. It starts up to ``RESYNC_LOOKBACK`` bytes
+*before* the corrupt header: a previous record whose captured length was a few bytes too
+long swallowed the start of the next header, which lies there (a record found that way must
+straddle the corrupt header, so nothing is read twice). A captured length larger than the
+original length is checked the same way: when the next header is implausible at the
+declared length but plausible at the original length, the record is read with the original
+length (a ``malformed`` Issue says so).
 
 Speed: the per-record work is one ``struct.unpack_from`` on the big buffer, one bytes
 slice and one tuple; no exception and no per-record object beyond the yielded tuple.

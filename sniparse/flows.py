@@ -66,7 +66,9 @@ Rules
   phantom flows (``stats["after_close"]``). A SYN without ACK always starts a new flow, and
   one with another ISN on a live tuple closes the old flow first (port reuse).
 * **Memory.** The client's bytes are dropped once its hello is read (kept only while a TLS
-  1.3 hello may still meet a HelloRetryRequest), the server's once its reaction is read.
+  1.3 hello may still meet a HelloRetryRequest, or while the server's reaction is undecided
+  and the client's next records may prove a ServerHello), the server's once its reaction
+  is read.
 * **Skipping.** :attr:`FlowTable.decided` holds the direction keys of live flows whose
   question is answered and whose direction already shows both ``A`` and ``D`` history
   letters (the only things a data or pure-ACK packet could still add) -- or, failing that,

@@ -48,8 +48,8 @@ Rules
   capture lacks (one direction captured, lost segments). Then ``outcome`` is
   ``server_hello``, ``detail`` names the record and its frame, ``outcome_ms`` is None and a
   ``gap`` Issue is counted. Hellos offering early_data (42) are excluded: 0-RTT sends CCS
-  and application data before any ServerHello (RFC 8446 §D.4). A RST before the proof
-  stays the outcome.
+  and application data before any ServerHello (RFC 8446 §D.4), and so are records that
+  arrived with the hello's last byte. A RST before the proof stays the outcome.
 * **HelloRetryRequest.** ``hrr=True``; the client's second ClientHello (after an optional
   ChangeCipherSpec, RFC 8446 §D.4) is parsed and an Issue is added when its SNI differs.
 * **Zeek.** ``conn_state`` and ``history`` follow Zeek's conn.log definitions (the
@@ -804,6 +804,10 @@ class FlowTable:
                 break   # an alert or anything else proves nothing
             if what is not None:
                 sp = st.span(p, p + 1)
+                hs = flow.hspan
+                if hs is not None and sp.ts_ns <= hs.last_ts_ns:
+                    # Sent with the hello's last byte: before any ServerHello could arrive.
+                    break
                 flow.outcome = "server_hello"
                 flow.outcome_ts = sp.ts_ns
                 flow.inferred = (

@@ -977,3 +977,30 @@ def test_fin_then_rst_then_peer_fin_is_sf() -> None:
     c.cfin().crst().srst()
     hs, _ = run(c.segs, finish=False)
     assert len(hs) == 1 and hs[0].conn_state == "RSTR"
+
+
+def test_inferred_server_hello_after_starttls_prelude() -> None:
+    # The server's plaintext replies are there, its TLS flight is not: the client's
+    # ClientKeyExchange after the hello still proves the ServerHello.
+    c = Conv(dport=25).handshake()
+    c.sdata(b"220 mail.example.com ESMTP\r\n")
+    c.cdata(b"EHLO client\r\n")
+    c.sdata(b"250-mail.example.com\r\n250 STARTTLS\r\n")
+    c.cdata(b"STARTTLS\r\n")
+    c.sdata(b"220 Ready to start TLS\r\n")
+    c.cdata(HELLO_SNI)
+    c.cdata(CKE + CCS)
+    c.cfin()
+    h = one(c.segs)
+    assert h.prelude == "starttls_smtp" and h.sni == "api.example.com"
+    assert h.outcome == "server_hello" and h.outcome_ms is None
+    assert h.detail is not None and "ClientKeyExchange" in h.detail
+
+
+def test_records_sent_with_the_hello_prove_nothing() -> None:
+    # CCS and application data in the hello's own segment left before any ServerHello.
+    c = Conv().handshake()
+    c.cdata(HELLO_NOSNI + CCS + APPDATA)
+    c.cfin()
+    h = one(c.segs)
+    assert h.outcome == "no_response" and h.detail is None

@@ -128,7 +128,7 @@ def test_fixtures_agree_with_tshark() -> None:
             timeout=60,
             check=True,
         ).stdout
-        theirs = {}
+        theirs: dict[int, tuple[str, int, int, int] | None] = {}
         for line in out.splitlines():
             num, ts, flen, clen, ifid, protos = line.split("\t")
             if protos == "data" and not ts:
@@ -139,11 +139,13 @@ def test_fixtures_agree_with_tshark() -> None:
         ours = {r.frame: r for r in recs}
         assert set(ours) == {k for k, v in theirs.items() if v is not None}, name
         for k, r in ours.items():
-            ts, flen, clen, ifid = theirs[k]  # type: ignore[misc]
+            row = theirs[k]
+            assert row is not None
+            tts, tflen, tclen, tifid = row
             local = reader.interfaces[r.iface].local_id  # tshark numbers per section
-            assert (r.origlen, len(r.data), local) == (flen, clen, ifid), (name, k)
-            if ts:  # tshark shows no time for simple packet blocks
-                sec, _, frac = ts.partition(".")
+            assert (r.origlen, len(r.data), local) == (tflen, tclen, tifid), (name, k)
+            if tts:  # tshark shows no time for simple packet blocks
+                sec, _, frac = tts.partition(".")
                 assert r.ts_ns == int(sec) * 10**9 + int(frac.ljust(9, "0")), (name, k)
 
 

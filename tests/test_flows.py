@@ -10,7 +10,9 @@ import random
 import socket
 import ssl
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -621,7 +623,7 @@ def test_ipv6_strings() -> None:
 
 # -- the public corpus: real captures, tshark's and Zeek's view ------------------------------
 
-def _corpus_tls_truth(corpus_dir):  # type: ignore[no-untyped-def]
+def _corpus_tls_truth(corpus_dir: Path) -> Iterator[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
     import json
 
     for line in (corpus_dir / "MANIFEST.tsv").read_text().splitlines()[1:]:

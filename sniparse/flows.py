@@ -58,11 +58,9 @@ Rules
   case for the originator, ``^`` when the first packet came from the server. A flow closes
   at a RST -- except a RST that follows the sender's own FIN: as in Zeek, the flow stays
   open until the peer's FIN (that endpoint then counts as CLOSED again, so ``SF``), a RST
-  from the peer, idle or end. After both FINs it stays open for ``_LINGER_NS`` (1 s of
-  capture time, closed by :meth:`FlowTable.expire` or the next RST; at most ``_LINGER_MAX``
-  flows linger, the oldest closing first) so a late RST joins the history (``r``/``R``) as
-  in Zeek, leaving ``conn_state`` ``SF``. Differences: packets
-  after the close are not reflected; the optional letters C T W G I Q are not produced.
+  from the peer, idle or end. Differences: the flow closes at its second FIN, so a RST
+  after both FINs is not reflected (Zeek adds ``r``/``R`` to the history; ``conn_state``
+  stays ``SF`` in both); the optional letters C T W G I Q are not produced.
 * **Closing.** A closed flow leaves the table; its keys stay for up to a minute as
   tombstones so stray packets after the close (the last ACK, a late RST) do not start
   phantom flows (``stats["after_close"]``). A SYN without ACK always starts a new flow, and
@@ -210,8 +208,6 @@ _SMTP_STARTTLS = re.compile(rb"(?im)^STARTTLS\r?$")
 _POP3_STLS = re.compile(rb"(?im)^STLS\r?$")
 _FTP_AUTH = re.compile(rb"(?im)^AUTH (TLS|SSL)")
 _RST_HISTORY = re.compile(r"^\^?S[^HAFGIQ]*R")
-_LINGER_NS = 1_000_000_000       # after both FINs, how long a RST still joins the history
-_LINGER_MAX = 1024               # flows kept lingering at once (the oldest closes first)
 _EARLY_DATA = 42                 # early_data extension (RFC 8446 §4.2.10)
 _INFER_RECORDS = 4               # client records read after the hello for proof of a ServerHello
 # Client handshake messages that only follow a ServerHello (RFC 5246 §7.3, RFC 8446 §4.4).
@@ -304,7 +300,6 @@ class _Flow:
         "infer",
         "inferred",
         "last_ts",
-        "linger",
         "malformed",
         "mid_record",
         "outcome",
@@ -349,7 +344,6 @@ class _Flow:
         self.done = False           # question answered: data packets can no longer matter
         self.in_decided = 0         # bit 1: a.key in decided, bit 2: b.key in decided
         self.closing = False
-        self.linger = 0             # both FINs seen: close at this time unless a RST comes first
         self.infer = 0              # 0 not applicable, 1 reading the client's next records, 2 done
         self.inferred: str | None = None  # why the outcome was inferred (no server event)
 
@@ -411,7 +405,6 @@ class FlowTable:
         self._flows: dict[bytes, _Flow] = {}
         self._live: dict[_Flow, None] = {}       # insertion order = age, for eviction
         self._tomb: dict[bytes, int] = {}        # closed flow key -> close time
-        self._lingering: dict[_Flow, None] = {}  # both FINs seen, in order of their deadline
         self._tomb_ttl = min(idle_timeout_ns, 60 * 10**9)
         self._next_scan = -(2**63)
 
@@ -481,9 +474,6 @@ class FlowTable:
             out.extend(self._close(flow, at_end=False))
         elif flow.done:
             self._update_decided(flow)
-        if flags & FIN and len(self._lingering) > _LINGER_MAX:
-            # Bounded memory at high connection rates: the oldest lingering flow closes now.
-            out.extend(self._close(next(iter(self._lingering)), at_end=False))
         return out
 
     def skip(self, key: bytes, ts_ns: int) -> None:
@@ -511,15 +501,6 @@ class FlowTable:
         capture time, so a flow closes between 1 and 1.125 idle timeouts after its last
         packet."""
         out: list[Handshake] = []
-        lingering = self._lingering
-        if lingering:
-            due = []
-            for flow in lingering:
-                if flow.linger >= now_ns:
-                    break
-                due.append(flow)
-            for flow in due:
-                out.extend(self._close(flow, at_end=False))
         if now_ns < self._next_scan:
             return out
         self._next_scan = now_ns + max(self.idle_timeout_ns // 8, 1)
@@ -630,20 +611,14 @@ class FlowTable:
         if flags & (FIN | RST):
             a = flow.a
             b = flow.b
-            both = a.fin and b.fin
             if (
-                (both and (a.rst or b.rst))
+                (a.fin and b.fin)
                 or (a.rst and not (a.fin_rst and not b.rst))
                 or (b.rst and not (b.fin_rst and not a.rst))
             ):
                 # A RST after the sender's own FIN keeps the flow open until the peer's FIN
                 # (or a RST, idle, end): Zeek then counts a normal termination (SF).
                 flow.closing = True
-            elif both and not flow.linger:
-                # Both FINs: a RST may still follow (a late segment answered by the closed
-                # peer). Zeek's history records it; wait _LINGER_NS for it.
-                flow.linger = ts + _LINGER_NS
-                self._lingering[flow] = None
 
     def _anchor(self, d: _Dir, start_seq: int) -> int:
         """The stream's offset 0: ISN+1 of the SYN this data belongs to, else the first
@@ -1040,8 +1015,6 @@ class FlowTable:
 
     def _close(self, flow: _Flow, *, at_end: bool, idle: bool = False) -> list[Handshake]:
         self._live.pop(flow, None)
-        if flow.linger:
-            self._lingering.pop(flow, None)
         pending = self.pending_ts
         if pending:
             for d in (flow.a, flow.b):
@@ -1432,7 +1405,6 @@ def _ep_state(d: _Dir, peer: _Dir, established: bool) -> int:
         # Zeek (TCPSessionAdapter::UpdateStateMachine): an endpoint that sent FIN then RST
         # returns to CLOSED when the peer's FIN arrives ("actually normal termination").
         if d.fin_rst and peer.fin:
-            # Also Zeek's UpdateClosedState: a RST after both FINs leaves the state CLOSED.
             return _CLOSED
         return _RESET
     if d.fin:

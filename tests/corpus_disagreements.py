@@ -189,6 +189,13 @@ DIFFERENTIAL: dict[tuple[str, int, str], str] = {
 # baseline prints it, aspect).
 BASELINES: dict[tuple[str, str, str, str], str] = {}
 
+_ZEEK_RST_AFTER_FINS = (
+    "A known limit of flows.py (documented in its header): a flow closes at its second FIN, "
+    "so a RST that follows both FINs (frames {frames}) adds no 'r'/'R' to sniparse's "
+    "history; Zeek keeps tracking the closed connection and appends it. conn_state agrees "
+    "(SF: Zeek's UpdateClosedState ignores a RST once both sides sent FIN)."
+)
+
 BASELINES.update({
     # --- JA4: the spec against FoxIO's code at the corpus commit ---------------------------
     **{
@@ -257,4 +264,28 @@ BASELINES.update({
         "See the conn_state entry of this flow: Zeek stops processing the data channel "
         "before the FINs, sniparse records them (ShADadfF)."
     ),
+    ("zeek/testing/btest/Traces/tls/imap-starttls.pcap", "zeek",
+     "tcp 192.168.17.53:49640<->212.227.17.186:143", "history"): _ZEEK_RST_AFTER_FINS.format(
+        frames="27 server FIN, 31 client FIN, 32 server RST"),
+    ("zeek/testing/btest/Traces/tls/pop3-starttls.pcap", "zeek",
+     "tcp 192.168.4.149:110<->192.168.4.149:54775", "history"): _ZEEK_RST_AFTER_FINS.format(
+        frames="27 server FIN, 31 client FIN, 32/33 server RST"),
+    ("zeek/testing/btest/Traces/tls/xmpp-starttls.pcap", "zeek",
+     "tcp 146.255.57.229:5222<->198.128.203.95:56048", "history"): _ZEEK_RST_AFTER_FINS.format(
+        frames="29 server FIN, 32 client FIN, 33/34 server RST"),
+    **{
+        (cap, "zeek", flow, "rst"): (
+            f"The flow's only RST comes after both FINs ({frames}); sniparse's flow closed at "
+            "the second FIN (see the history entry of this flow), so its history has no r; "
+            "Zeek's rst is true."
+        )
+        for cap, flow, frames in (
+            ("zeek/testing/btest/Traces/tls/imap-starttls.pcap",
+             "tcp 192.168.17.53:49640<->212.227.17.186:143", "frame 32"),
+            ("zeek/testing/btest/Traces/tls/pop3-starttls.pcap",
+             "tcp 192.168.4.149:110<->192.168.4.149:54775", "frames 32/33"),
+            ("zeek/testing/btest/Traces/tls/xmpp-starttls.pcap",
+             "tcp 146.255.57.229:5222<->198.128.203.95:56048", "frames 33/34"),
+        )
+    },
 })

@@ -1007,38 +1007,3 @@ def test_records_sent_with_the_hello_prove_nothing() -> None:
     h = one(c.segs)
     assert h.outcome == "no_response" and h.detail is None
 
-
-def test_rst_after_both_fins_joins_the_history_within_the_grace() -> None:
-    # Zeek keeps a closed connection and records a late RST (history r/R); its state stays
-    # SF (UpdateClosedState). The flow lingers 1 s of capture time after both FINs.
-    c = Conv().handshake()
-    c.cdata(HELLO_SNI)
-    c.sdata(server_hello())
-    c.sfin().cfin()
-    c.srst(dt=200 * MS)
-    hs, t = run(c.segs, finish=False)
-    assert len(hs) == 1 and len(t) == 0
-    h = hs[0]
-    assert (h.conn_state, h.history, h.outcome) == ("SF", "ShADdfFr", "server_hello")
-    # No RST: the flow closes when the grace is over (expire) -- or at the end.
-    c = Conv().handshake()
-    c.cdata(HELLO_SNI)
-    c.sdata(server_hello())
-    c.sfin().cfin()
-    t = FlowTable(Issues())
-    hs, _ = run(c.segs, finish=False, table=t)
-    assert hs == [] and len(t) == 1
-    assert t.expire(c.t + 500 * MS) == [] and len(t) == 1
-    hs = t.expire(c.t + 1500 * MS)
-    assert len(hs) == 1 and len(t) == 0
-    assert (hs[0].conn_state, hs[0].history) == ("SF", "ShADdfF")
-    # A RST after the grace is a stray packet of a closed connection.
-    c2 = Conv(sport=40001).handshake()
-    c2.cdata(HELLO_SNI)
-    c2.sdata(server_hello())
-    c2.sfin().cfin()
-    t = FlowTable(Issues())
-    run(c2.segs, finish=False, table=t)
-    assert len(t.expire(c2.t + 2000 * MS)) == 1
-    c2.srst()
-    assert t.feed(c2.segs[-1]) == [] and t.stats["after_close"] == 1

@@ -31,7 +31,7 @@ def test_first_two_commands() -> None:
     assert len(lines) >= 2
     m = re.fullmatch(r"pip install \. && sniparse (fixtures/\S+)", lines[0])
     assert m is not None, lines[0]
-    assert lines[1] == "pip install '.[test]' && pytest"
+    assert lines[1] == "pip install -e '.[test]' && pytest"
 
 
 def test_first_command_fixture_runs() -> None:

@@ -41,15 +41,17 @@ LINKTYPE_NAMES = {
 # path -> (our frame count, why it differs from tshark's)
 KNOWN: dict[str, tuple[int, str]] = {
     "files/suricata-verify/tests/bug-1450-04/tls_DER-incomplete-header.pcap": (
-        13,
+        14,
         (
-            "record 7 has a corrupt captured length (4325376); tshark stops there after 6 "
-            "frames, sniparse reports it and resynchronises, reading the 7 records after it"
+            "record 6 claims 2 captured bytes more than it holds, so the header read after it "
+            "is shifted and says 4325376 bytes; tshark stops there after 6 frames, sniparse "
+            "reports it, finds the real header 2 bytes earlier (timestamps continue in order) "
+            "and reads the 8 records after it"
         ),
     ),
     "files/suricata-verify/tests/bug-1450-05/tls_DER-incomplete-content.pcap": (
-        13,
-        "the same corrupt record 7 as bug-1450-04: tshark stops, sniparse resynchronises",
+        14,
+        "the same over-long record 6 as bug-1450-04: tshark stops, sniparse resynchronises",
     ),
 }
 

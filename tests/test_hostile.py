@@ -372,7 +372,8 @@ def _bomb_payload(mib: int) -> Iterator[bytes]:
 def test_decompression_bomb_is_capped(codec: str) -> None:
     if codec == "gzip":
         # Deflate cannot beat ~1032:1 (RFC 1951: a 258-byte match costs at least 2 bits),
-        # so a gzip bomb only just crosses the 1000:1 cap: 100 MiB of zeros.
+        # which is why gzip's default cap is 200:1 (capture.DEFAULT_MAX_RATIO): 100 MiB of
+        # zeros crosses it about five times over.
         data = gzip.compress(b"".join(_bomb_payload(100)), compresslevel=9, mtime=0)
     else:
         c: bz2.BZ2Compressor | lzma.LZMACompressor = (

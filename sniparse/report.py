@@ -44,6 +44,7 @@ from typing import Any
 
 from .errors import Issue
 from .flows import Handshake
+from .tls import ALERT_DESCRIPTIONS
 
 __all__ = [
     "ALERT_NAMES",
@@ -84,36 +85,8 @@ UNKNOWN_REASONS: dict[str, str] = {
 #: TLS alert descriptions (RFC 8446 §6, RFC 6066 §3) that mean "no certificate for you".
 _SNI_ALERTS = frozenset({112, 40})
 
-#: Names of the commonest alert descriptions (RFC 8446 §6); others print as numbers.
-ALERT_NAMES: dict[int, str] = {
-    0: "close_notify",
-    10: "unexpected_message",
-    20: "bad_record_mac",
-    22: "record_overflow",
-    40: "handshake_failure",
-    42: "bad_certificate",
-    43: "unsupported_certificate",
-    44: "certificate_revoked",
-    45: "certificate_expired",
-    46: "certificate_unknown",
-    47: "illegal_parameter",
-    48: "unknown_ca",
-    49: "access_denied",
-    50: "decode_error",
-    51: "decrypt_error",
-    70: "protocol_version",
-    71: "insufficient_security",
-    80: "internal_error",
-    86: "inappropriate_fallback",
-    90: "user_canceled",
-    109: "missing_extension",
-    110: "unsupported_extension",
-    112: "unrecognized_name",
-    113: "bad_certificate_status_response",
-    115: "unknown_psk_identity",
-    116: "certificate_required",
-    120: "no_application_protocol",
-}
+#: Alert description names for the text report; unknown codes print as numbers.
+ALERT_NAMES = ALERT_DESCRIPTIONS  # one table, the TLS module's (RFC 8446 §6)
 
 #: Address ranges of well-known clients that connect without SNI (health checkers and
 #: platform probes). Sources: Google Cloud load-balancing health-check docs, Azure's

@@ -125,13 +125,28 @@ class Stream:
         self.segments_seen += 1
         if self.released:
             return 0
-        off = seq_offset(seq, self.base)
+        # seq_offset() inlined: this runs once per payload segment.
+        off = (seq - self.base) & _MASK
+        if off >= _HALF:
+            off -= 0x100000000
         cap = self.cap
         captured = len(payload)
-        wire_len = max(wire_len, captured)
+        if wire_len < captured:
+            wire_len = captured
         wire_end = off + wire_len
         if wire_end > self.seen_end:
-            self.seen_end = min(wire_end, cap + 1)
+            self.seen_end = wire_end if wire_end <= cap else cap + 1
+        data = self.data
+        if captured == wire_len and off == len(data) and wire_end <= cap and not self._pending:
+            # The common case: the next in-order segment, whole, inside the cap, nothing
+            # held: what _append() does with no overlap, without the calls.
+            if captured == 0:
+                return 0
+            data += payload
+            self._run_end.append(len(data))
+            self._run_frame.append(frame)
+            self._run_ts.append(ts_ns)
+            return captured
         if captured < wire_len and len(self._cuts) < 64:
             cut_start = off + captured
             if cut_start < cap:

@@ -421,7 +421,6 @@ class FlowTable:
         """Process one TCP segment; returns the handshakes of flows this segment closed
         (usually none). ``key``: the segment's :func:`~sniparse.tcp.flow_key` when the
         caller already has it."""
-        out: list[Handshake] = []
         if key is None:
             key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
         flags = seg.flags
@@ -429,9 +428,20 @@ class FlowTable:
             # Exactly what a caller that skips this packet and calls skip() gets (see
             # module notes): only the idle timer moves.
             self.skip(key, seg.ts_ns)
-            return out
+            return []
         pure_syn = (flags & (SYN | ACK)) == SYN
         flow = self._flows.get(key)
+        if flow is not None and not pure_syn:
+            # The common case, a further packet of a live flow: the general path below
+            # without its checks.
+            a = flow.a
+            self._packet(flow, a if key == a.key else flow.b, seg)
+            if flow.closing:
+                return self._close(flow, at_end=False)
+            if flow.done:
+                self._update_decided(flow)
+            return []
+        out: list[Handshake] = []
         if flow is not None and pure_syn:
             d0 = flow.a if key == flow.a.key else flow.b
             # A new SYN with another ISN on a live tuple: port reuse (or a restart after a
@@ -534,25 +544,35 @@ class FlowTable:
         d.pkts += 1
         if flow.done:
             d.pkts_after_done += 1
-        peer = flow.b if d is flow.a else flow.a
         is_a = d is flow.a
+        peer = flow.b if is_a else flow.a
         syn = flags & SYN
         ack = flags & ACK
         plen = seg.payload_len
-        # Zeek history letters (first occurrence per direction; the `in` tests spare the
-        # call for letters already there, the common case).
+        # Zeek history letters: first occurrence per direction, in this order (what
+        # _letter() does, inlined: this runs for every packet and the letter is usually
+        # already there).
         letters = d.letters
         if syn:
-            self._letter(flow, d, "H" if ack else "S", is_a)
+            letter = "H" if ack else "S"
+            if letter not in letters:
+                letters += letter
+                flow.events.append((letter, is_a))
         if plen > 0:
             if "D" not in letters:
-                self._letter(flow, d, "D", is_a)
+                letters += "D"
+                flow.events.append(("D", is_a))
         elif ack and not (flags & (SYN | FIN | RST)) and "A" not in letters:
-            self._letter(flow, d, "A", is_a)
-        if flags & FIN:
-            self._letter(flow, d, "F", is_a)
-        if flags & RST:
-            self._letter(flow, d, "R", is_a)
+            letters += "A"
+            flow.events.append(("A", is_a))
+        if flags & (FIN | RST):
+            if flags & FIN and "F" not in letters:
+                letters += "F"
+                flow.events.append(("F", is_a))
+            if flags & RST and "R" not in letters:
+                letters += "R"
+                flow.events.append(("R", is_a))
+        d.letters = letters
 
         if syn:
             if ack:

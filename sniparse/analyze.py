@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import IO, Union, cast
 
-from . import _fastpath
+from . import _fastpath, decode
 from ._fastpath import Skipper
 from .capture import CaptureReader
 from .decode import decode_segment, decode_segment_key, fast_key
@@ -51,6 +51,7 @@ from .errors import Issue, Issues
 from .flows import FlowTable, Handshake
 from .link import LINKTYPE_NAMES
 from .report import CaptureStats, Report
+from .tcp import Segment
 
 __all__ = ["Analysis", "ParallelAnalysis", "Source", "analyze", "iter_handshakes", "merge_stats"]
 
@@ -231,6 +232,7 @@ class Analysis:
         table = self.table
         feed = table.feed
         decode_key = decode_segment_key
+        c_key = decode._C_SEGMENT_KEY
         counters = self.counters
         issues = self.issues
         reader = self.reader
@@ -246,7 +248,10 @@ class Analysis:
                 if first_ts is None:
                     first_ts = ts
                     sk.next_expire = ts + _EXPIRE_EVERY_NS
-                seg, key = decode_key(rec, issues, counters)
+                # The C decoder called directly (decode_segment_key's common case without
+                # the wrapper's call); anything it declines goes the general way.
+                r = c_key(Segment, rec) if c_key is not None else None
+                seg, key = r if r is not None else decode_key(rec, issues, counters)
                 if seg is None:
                     continue
                 segments += 1

@@ -131,7 +131,7 @@ class Stream:
             off -= 0x100000000
         cap = self.cap
         captured = len(payload)
-        if wire_len < captured:
+        if wire_len < captured:  # noqa: PLR1730 (per segment: cheaper than a max() call)
             wire_len = captured
         wire_end = off + wire_len
         if wire_end > self.seen_end:

@@ -27,6 +27,7 @@ import heapq
 import io
 import ipaddress
 import json
+import math
 import os
 import sys
 import textwrap
@@ -47,6 +48,7 @@ from .report import (
     Report,
     ReportBuilder,
     _fmt_ms,
+    _iso,
     _plural,
     handshake_to_dict,
 )
@@ -585,7 +587,78 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def _ndjson_line(h: Handshake) -> str:
-    return _ENCODER.encode(handshake_to_dict(h)) + "\n"
+    """One handshake as a JSON line: the text ``_ENCODER.encode(handshake_to_dict(h))``
+    gives, written directly for the value types a Handshake holds (None, bool, int, finite
+    float, str, bytes, tuples of those); anything else goes through the encoder."""
+    src = h.__dict__
+    ts_ns = src["ts_ns"]
+    if type(ts_ns) is not int:
+        return _ENCODER.encode(handshake_to_dict(h)) + "\n"
+    ts = _iso(ts_ns)
+    parts = [_JSON_HEAD, int.__repr__(ts_ns), _JSON_TS, "null" if ts is None else _json_str(ts)]
+    add = parts.append
+    for name, key in _JSON_REST:
+        v = src[name]
+        t = type(v)
+        if t is str:
+            add(key)
+            add(_json_str(v))
+        elif v is None:
+            add(key)
+            add("null")
+        elif t is tuple:
+            add(key)
+            if not v:
+                add("[]")
+                continue
+            items = []
+            for x in v:
+                tx = type(x)
+                if tx is str:
+                    items.append(_json_str(x))
+                elif tx is bytes:
+                    items.append(_json_str(x.hex()))
+                else:
+                    sx = _json_scalar(x)
+                    if sx is None:
+                        return _ENCODER.encode(handshake_to_dict(h)) + "\n"
+                    items.append(sx)
+            add("[" + ", ".join(items) + "]")
+        else:
+            sv = _json_str(v.hex()) if t is bytes else _json_scalar(v)
+            if sv is None:
+                return _ENCODER.encode(handshake_to_dict(h)) + "\n"
+            add(key)
+            add(sv)
+    add("}\n")
+    return "".join(parts)
+
+
+def _json_scalar(v: object) -> str | None:
+    """JSON text of None, a bool, an int or a finite float as the encoder writes it; None
+    for any other value (the caller then uses the encoder)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    t = type(v)
+    if t is int:
+        return int.__repr__(v)
+    if t is float and _isfinite(v):  # type: ignore[arg-type]
+        return float.__repr__(v)
+    return None
+
+
+# What _ENCODER uses for strings (ensure_ascii=False) and for the keys.
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
+_isfinite = math.isfinite
+_JSON_HEAD = '{"ts_ns": '
+_JSON_TS = ', "ts": '
+_JSON_REST: tuple[tuple[str, str], ...] = tuple(
+    (name, f", {_json_str(name)}: ") for name in HANDSHAKE_COLUMNS[2:]
+)
 
 
 def render_csv(report: Report) -> str:

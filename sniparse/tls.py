@@ -393,6 +393,13 @@ class ServerReaction:
     warnings: tuple[Alert, ...] = ()   # warning alerts stepped over (``past_warnings``)
 
 
+_SH_FIELDS = tuple(f.name for f in fields(ServerHello))
+_SR_FIELDS = tuple(f.name for f in fields(ServerReaction))
+# The fast constructors above give every field in declaration order.
+assert _SH_FIELDS[-1] == "sslv2" and len(_SH_FIELDS) == 10
+assert _SR_FIELDS == ("kind", "end", "server_hello", "alert", "content_type", "warnings")
+
+
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -1082,7 +1089,9 @@ def parse_server_hello(
                     raise _mal(p - msg, f"ServerHello supported_versions is {el} bytes, not 2")
                 selected = (body[0] << 8) | body[1]
             p += el
-    return ServerHello(
+    # Built as _new_client_hello builds a ClientHello (every field given, same object).
+    sh = _object_new(ServerHello)
+    sh.__dict__.update(zip(_SH_FIELDS, (
         record_version,
         legacy_version,
         random,
@@ -1092,7 +1101,9 @@ def parse_server_hello(
         tuple(exts),
         selected,
         random == HRR_RANDOM,
-    )
+        False,
+    )))
+    return sh
 
 
 def _read_sslv2_server(buf: Buffer, start: int) -> ServerReaction | None:
@@ -1241,7 +1252,11 @@ def _server_reaction(buf: Buffer, start: int) -> ServerReaction | None:
             used += len(more)
         if need >= 0 and len(msg) >= need:
             sh = parse_server_hello(msg, 0, need, rec_version)
-            return ServerReaction("server_hello", frag + used, server_hello=sh, content_type=22)
+            # ServerReaction("server_hello", frag + used, server_hello=sh, content_type=22),
+            # built as _new_client_hello builds a ClientHello: once per connection.
+            sr = _object_new(ServerReaction)
+            sr.__dict__.update(zip(_SR_FIELDS, ("server_hello", frag + used, sh, None, 22, ())))
+            return sr
         if avail < frag + rlen:
             return None
         records += 1

@@ -25,9 +25,10 @@ checked by ``tests/test_fastpath.py`` on every fixture and corpus capture). Meas
 713 MB bulk capture (500k packets) 0.40 s against dpkt's 5.8 s and tshark's 8.3 s; a 2 GB
 one 1.0 s in 31 MB of memory; a handshake-heavy one (501k packets, 51k handshakes) 6.1 s
 (``iter_handshakes`` 5.2 s) against dpkt's 6.6 s and tshark's 10.5 s -- there the time is
-per handshake Python work (flow state, TLS parsing, fingerprints), not reading: ~10 µs a
-packet in the flow table's per-packet path and ~25 µs a connection for the ClientHello,
-the server's reaction and the record, spread over many small steps.
+per handshake Python work (flow state, TLS parsing, fingerprints), not reading: ~95 µs a
+connection of ~10 packets, spread over many small steps (per packet: framing, decoding,
+the flow state machine, reassembly; per connection: the ClientHello parse ~10 µs, the
+server's reaction ~5 µs, fingerprints, the record).
 
 Several independent captures can be analysed in parallel processes
 (:class:`ParallelAnalysis`, the CLI's ``--jobs``); a rotated set is one capture and is

@@ -307,16 +307,10 @@ class PcapFramer:
             while True:
                 if self._resync_from is not None:
                     self.last_sec = last
-                    r = self._scan(buf, pos, eof)
-                    if r is None:
-                        self._report_resync(None, n)
-                        self._dead = not eof
-                        return n
-                    if r < 0:
-                        return -1 - r
-                    self._report_resync(r, n)
-                    pos = r
-                    self.anchor_sec = last = unpack(buf, r)[0]
+                    go, pos = self._resume(buf, pos, eof, n)
+                    if not go:
+                        return pos
+                    self.anchor_sec = last = unpack(buf, pos)[0]
                 while pos + rh <= n:
                     sec, frac, caplen, origlen = unpack(buf, pos)
                     if caplen > limit:
@@ -388,16 +382,10 @@ class PcapFramer:
             while True:
                 if self._resync_from is not None:
                     self.last_sec = last
-                    r = self._scan(buf, pos, eof)
-                    if r is None:
-                        self._report_resync(None, n)
-                        self._dead = not eof
-                        return n
-                    if r < 0:
-                        return -1 - r
-                    self._report_resync(r, n)
-                    pos = r
-                    self.anchor_sec = last = unpack(buf, r)[0]
+                    go, pos = self._resume(buf, pos, eof, n)
+                    if not go:
+                        return pos
+                    self.anchor_sec = last = unpack(buf, pos)[0]
                 while pos + rh <= n:
                     pos, k, nb, ct, lsec, lts, mts, why, rec = scan(
                         buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending,
@@ -593,6 +581,20 @@ class PcapFramer:
         target."""
         at = self._lookback_at
         return self.offset + p < at and self.offset + q <= at
+
+    def _resume(self, buf: Buffer, pos: int, eof: bool, n: int) -> tuple[bool, int]:
+        """After a corrupt record header: ``(True, p)`` to read on from the plausible header
+        at ``p``, or ``(False, r)`` for the reading loop to stop and return ``r`` (more bytes
+        needed, or nothing plausible left in the stream)."""
+        r = self._scan(buf, pos, eof)
+        if r is None:
+            self._report_resync(None, n)
+            self._dead = not eof
+            return False, n
+        if r < 0:
+            return False, -1 - r
+        self._report_resync(r, n)
+        return True, r
 
     def _report_resync(self, found: int | None, n: int) -> None:
         start_abs = self._resync_from

@@ -228,14 +228,9 @@ class PcapngFramer:
             while True:
                 if self._resync_from is not None:
                     self.frame = frame
-                    r = self._scan(buf, pos, eof)
-                    if r is None:
-                        self._report_resync(None, n)
-                        return n
-                    if r < 0:
-                        return -1 - r
-                    self._report_resync(r, n)
-                    pos = r
+                    go, pos = self._resume(buf, pos, eof, n)
+                    if not go:
+                        return pos
                 endian = self.endian
                 if endian is not None:
                     # Fast loop: Enhanced Packet Blocks of a known interface.
@@ -315,14 +310,9 @@ class PcapngFramer:
             while True:
                 if self._resync_from is not None:
                     self.frame = frame
-                    r = self._scan(buf, pos, eof)
-                    if r is None:
-                        self._report_resync(None, n)
-                        return n
-                    if r < 0:
-                        return -1 - r
-                    self._report_resync(r, n)
-                    pos = r
+                    go, pos = self._resume(buf, pos, eof, n)
+                    if not go:
+                        return pos
                 endian = self.endian
                 if endian is not None:
                     # Fast loop: Enhanced Packet Blocks of a known interface (as in records).
@@ -666,6 +656,19 @@ class PcapngFramer:
         self._resync_frame = self.frame + 1
         self._resync_reason = reason
         return pos + 1
+
+    def _resume(self, buf: Buffer, pos: int, eof: bool, n: int) -> tuple[bool, int]:
+        """After a corrupt block: ``(True, p)`` to read on from the plausible block at ``p``,
+        or ``(False, r)`` for the reading loop to stop and return ``r`` (more bytes needed,
+        or nothing plausible left in the stream)."""
+        r = self._scan(buf, pos, eof)
+        if r is None:
+            self._report_resync(None, n)
+            return False, n
+        if r < 0:
+            return False, -1 - r
+        self._report_resync(r, n)
+        return True, r
 
     def _report_resync(self, found: int | None, n: int) -> None:
         start_abs = self._resync_from

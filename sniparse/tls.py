@@ -629,17 +629,25 @@ def _parse_ch_message(
     )
 
 
+def _check_list_len(body: bytes, len_bytes: int, off: int, what: str) -> int:
+    """Check that an extension body is one vector: a ``len_bytes``-byte length prefix that
+    covers exactly the rest of the body (RFC 8446 §3.4). Returns the body's length."""
+    n = len(body)
+    if n < len_bytes:
+        raise _mal(off, f"{what} extension too short for its list length")
+    ln = body[0] if len_bytes == 1 else (body[0] << 8) | body[1]
+    if ln != n - len_bytes:
+        raise _mal(off, f"{what} list length {ln} does not match the extension's {n - len_bytes} bytes")
+    return n
+
+
 def _parse_server_name(body: bytes, off: int) -> tuple[tuple[int, bytes], ...]:
     """RFC 6066 §3 ServerNameList. An empty extension body counts as an empty list (servers
     send it that way; a client sending it has no usable name: ``sni_status`` "empty")."""
     n = len(body)
     if n == 0:
         return ()
-    if n < 2:
-        raise _mal(off, "server_name extension too short for its list length")
-    ln = (body[0] << 8) | body[1]
-    if ln != n - 2:
-        raise _mal(off, f"server_name list length {ln} does not match the extension's {n - 2} bytes")
+    _check_list_len(body, 2, off, "server_name")
     out = []
     p = 2
     while p < n:
@@ -657,12 +665,7 @@ def _parse_server_name(body: bytes, off: int) -> tuple[tuple[int, bytes], ...]:
 
 def _parse_alpn(body: bytes, off: int) -> tuple[bytes, ...]:
     """RFC 7301 §3.1 ProtocolNameList."""
-    n = len(body)
-    if n < 2:
-        raise _mal(off, "ALPN extension too short for its list length")
-    ln = (body[0] << 8) | body[1]
-    if ln != n - 2:
-        raise _mal(off, f"ALPN list length {ln} does not match the extension's {n - 2} bytes")
+    n = _check_list_len(body, 2, off, "ALPN")
     out = []
     p = 2
     while p < n:
@@ -677,12 +680,7 @@ def _parse_alpn(body: bytes, off: int) -> tuple[bytes, ...]:
 
 def _u16_list(body: bytes, len_bytes: int, off: int, what: str) -> tuple[int, ...]:
     """A vector of uint16 with a 1- or 2-byte length prefix that must fill the body."""
-    n = len(body)
-    if n < len_bytes:
-        raise _mal(off, f"{what} extension too short for its list length")
-    ln = body[0] if len_bytes == 1 else (body[0] << 8) | body[1]
-    if ln != n - len_bytes:
-        raise _mal(off, f"{what} list length {ln} does not match the extension's {n - len_bytes} bytes")
+    ln = _check_list_len(body, len_bytes, off, what) - len_bytes
     if ln & 1:
         raise _mal(off, f"{what} list length {ln} is odd")
     return _u16s(ln >> 1)(body, len_bytes)
@@ -690,12 +688,7 @@ def _u16_list(body: bytes, len_bytes: int, off: int, what: str) -> tuple[int, ..
 
 def _parse_key_share(body: bytes, off: int) -> tuple[int, ...]:
     """RFC 8446 §4.2.8 KeyShareClientHello: the groups of the offered shares."""
-    n = len(body)
-    if n < 2:
-        raise _mal(off, "key_share extension too short for its list length")
-    ln = (body[0] << 8) | body[1]
-    if ln != n - 2:
-        raise _mal(off, f"key_share list length {ln} does not match the extension's {n - 2} bytes")
+    n = _check_list_len(body, 2, off, "key_share")
     out = []
     p = 2
     while p < n:

@@ -9,6 +9,13 @@ handshake records for captures too big to hold the results of; ``parse_client_he
 parses raw ClientHello bytes.
 """
 
+import os as _os
+
+from . import _compiled
+
+if _compiled.pure_requested():
+    _compiled.use_source(_os.path.dirname(__file__))
+
 from .analyze import analyze, iter_handshakes
 from .errors import (
     CaptureReadError,

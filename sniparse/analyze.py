@@ -47,6 +47,7 @@ from dataclasses import replace
 from typing import IO, Union, cast
 
 from . import _fastpath, decode
+from ._compiled import mypyc_attr
 from ._fastpath import Skipper
 from .capture import CaptureReader
 from .decode import decode_segment, decode_segment_key, fast_key
@@ -111,7 +112,7 @@ class Analysis:
         max_flows: int = 1_000_000,
         fastpath: str = "auto",
     ) -> None:
-        if fastpath not in ("auto", "off", "none", *_SCANS):
+        if fastpath not in ("auto", "off", "none") and fastpath not in _SCANS:
             raise ValueError(f"fastpath: {fastpath!r} is not auto, c, python, off or none")
         if fastpath == "c" and _SCANS["c"] is None:
             raise ValueError("fastpath 'c': the sniparse._speedups extension is not built")
@@ -326,6 +327,7 @@ class Analysis:
         )
 
 
+@mypyc_attr(native_class=False)
 class _IssueList(list[Issue]):
     """Issues already collected elsewhere, with the collector's ``to_list``."""
 

@@ -93,6 +93,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
+from ._compiled import mypyc_attr
 from .errors import DecodeError, Issues, SniparseError
 from .fingerprint import fingerprints
 from .reassembly import Span, Stream, seq_offset
@@ -111,6 +112,7 @@ from .tls import (
 __all__ = ["FlowTable", "Handshake"]
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Handshake:
     """One TCP connection that carried a ClientHello, and what the server did about it.

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any
 
+from ._compiled import mypyc_attr
 from .errors import Issue
 from .flows import Handshake
 from .tls import ALERT_DESCRIPTIONS
@@ -141,6 +142,7 @@ def _known_range(ip: str) -> str | None:
 # Capture statistics
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class CaptureStats:
     """Counters about the capture as a whole, filled in by the pipeline.
@@ -493,6 +495,7 @@ class _Acc:
         return min(self.examples.values(), key=lambda e: e[0])[1]
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class ClientSummary:
     """What one client IP did: attempts by SNI status, outcomes, names and fingerprints.
@@ -544,6 +547,7 @@ class ClientSummary:
         return d
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class ServerSummary:
     """What happened at one server endpoint (ip:port), split by the clients' SNI status.
@@ -593,6 +597,7 @@ class ServerSummary:
         return d
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Verdict:
     """One conclusion, in words, with its evidence.

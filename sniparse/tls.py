@@ -50,6 +50,7 @@ from dataclasses import dataclass, fields
 from struct import Struct
 from typing import TypeAlias
 
+from ._compiled import mypyc_attr
 from .errors import MalformedError, TruncatedError
 
 __all__ = [
@@ -251,6 +252,7 @@ class NotTLSError(MalformedError):
 # -- result shapes -------------------------------------------------------------------------
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class ClientHello:
     """A complete, parsed ClientHello (RFC 8446 §4.1.2; SSLv2-compatible form, RFC 5246 E.2).
@@ -336,6 +338,7 @@ def _new_client_hello(*values: object) -> ClientHello:
     return obj
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class ServerHello:
     """A parsed ServerHello (RFC 8446 §4.1.3), or a HelloRetryRequest (``hrr``)."""
@@ -362,6 +365,7 @@ class ServerHello:
         return version_name(self.selected_version)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Alert:
     """A TLS alert (RFC 8446 §6)."""
@@ -375,6 +379,7 @@ class Alert:
         return alert_name(self.description)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class ServerReaction:
     """The first thing the server said in TLS terms.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,3 +34,17 @@ def corpus_dir() -> Path:
     if not (p / "MANIFEST.tsv").is_file():
         pytest.skip(f"corpus not found at {p}")
     return p
+
+
+def source_module(name: str) -> ModuleType:
+    """A fresh copy of ``sniparse.<name>`` loaded from its ``.py`` source, whether or not the
+    installed module is compiled: for tests that replace a module's internals (a compiled
+    module's internal calls do not go through its namespace)."""
+    import sniparse
+
+    path = Path(sniparse.__file__).resolve().parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"sniparse._source_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -44,7 +44,7 @@ import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import IO, Union, cast
+from typing import IO, Final, Union, cast
 
 from . import _fastpath, decode
 from ._compiled import mypyc_attr
@@ -62,11 +62,11 @@ __all__ = ["Analysis", "ParallelAnalysis", "Source", "analyze", "iter_handshakes
 Source = Union[str, "os.PathLike[str]", bytes, IO[bytes], Iterable[Union[str, "os.PathLike[str]"]]]
 
 # How often (in capture time) idle flows are swept out of the table.
-_EXPIRE_EVERY_NS = 1_000_000_000
+_EXPIRE_EVERY_NS: Final = 1_000_000_000
 # How often (in records) the progress callback is called.
-_PROGRESS_EVERY = 16384
+_PROGRESS_EVERY: Final = 16384
 
-_SYN_FIN_RST = 0x07
+_SYN_FIN_RST: Final = 0x07
 
 
 def _c_scans() -> tuple[_fastpath.ScanFunction | None, _fastpath.ScanNgFunction | None]:

@@ -58,7 +58,7 @@ import importlib
 import os
 from collections.abc import Callable
 from struct import Struct
-from typing import cast
+from typing import Final, cast
 
 from ._fastpath import key_at
 from .capture import Record
@@ -98,7 +98,7 @@ from .tcp import Segment
 __all__ = ["COUNTERS", "MAX_DEPTH", "decode_segment", "decode_segment_key", "fast_key"]
 
 #: Most IP headers walked for one frame (outer + nested tunnels): bounded work.
-MAX_DEPTH = 8
+MAX_DEPTH: Final = 8
 
 #: Every counter name :func:`decode_segment` may bump, with its meaning.
 COUNTERS: dict[str, str] = {

@@ -91,7 +91,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Final, Literal
 
 from ._compiled import mypyc_attr
 from .errors import DecodeError, Issues, SniparseError
@@ -169,37 +169,41 @@ class Handshake:
         return self.sni_status in ("absent", "empty")
 
 
-_HANDSHAKE_FIELDS = frozenset(Handshake.__dataclass_fields__)
 _object_new = object.__new__
 
 
 def _make_handshake(values: dict[str, object]) -> Handshake:
-    """``Handshake(**values)``, ~10x faster; ``values`` names every field (checked)."""
-    if values.keys() != _HANDSHAKE_FIELDS:
-        raise TypeError(f"Handshake fields {sorted(values.keys() ^ _HANDSHAKE_FIELDS)}")
+    """``Handshake(**values)``, ~10x faster; ``values`` must name every field (its one
+    caller, FlowTable._build, does; tests/test_flows.py checks it)."""
     h: Handshake = _object_new(Handshake)
     h.__dict__.update(values)
     return h
 
 
 # -- client question states ------------------------------------------------------------------
-_Q_OPEN = 0      # looking for the hello's first byte (maybe after a prelude)
-_Q_HELLO = 1     # hello start found at hello_start, reading it
-_Q_DONE = 2      # hello parsed, malformed, or given up (cap)
-_Q_NONE = 3      # not TLS (or midstream without a hello): no record
-_Q_MID = 4       # no SYN, client bytes are not a hello start: is the server's first a ServerHello?
+_Q_OPEN: Final = 0      # looking for the hello's first byte (maybe after a prelude)
+_Q_HELLO: Final = 1     # hello start found at hello_start, reading it
+_Q_DONE: Final = 2      # hello parsed, malformed, or given up (cap)
+_Q_NONE: Final = 3      # not TLS (or midstream without a hello): no record
+_Q_MID: Final = 4       # no SYN, client bytes are not a hello start: is the server's first a ServerHello?
 
 # Zeek endpoint states (conn/main.zeek, conn_state()).
-_INACTIVE, _SYN_SENT, _SYN_ACK_SENT, _PARTIAL, _ESTABLISHED, _CLOSED, _RESET = range(7)
+_INACTIVE: Final = 0
+_SYN_SENT: Final = 1
+_SYN_ACK_SENT: Final = 2
+_PARTIAL: Final = 3
+_ESTABLISHED: Final = 4
+_CLOSED: Final = 5
+_RESET: Final = 6
 
-_PROXY2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-_PG_SSLREQ = bytes.fromhex("0000000804d2162f")
-_PRELUDE_LIMIT = 16384           # bytes of plaintext scanned for a hello start
-_GENERIC_LIMIT = 4096            # bytes of an unknown binary prelude scanned for a hello
-_SERVER_GIVE_UP = 16384          # server bytes after which a client without hello is not TLS
+_PROXY2_SIG: Final = b"\r\n\r\n\x00\r\nQUIT\n"
+_PG_SSLREQ: Final = bytes.fromhex("0000000804d2162f")
+_PRELUDE_LIMIT: Final = 16384           # bytes of plaintext scanned for a hello start
+_GENERIC_LIMIT: Final = 4096            # bytes of an unknown binary prelude scanned for a hello
+_SERVER_GIVE_UP: Final = 16384          # server bytes after which a client without hello is not TLS
 _BINARY_PRELUDES = frozenset({"socks", "rdp", "starttls_ldap", "starttls_mysql", "unknown"})
 # Packets of a decided direction fed before it joins `decided` without its A and D letters.
-_LETTER_WAIT = 16
+_LETTER_WAIT: Final = 16
 _PLAINTEXT = re.compile(rb"(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE) |SSH-|HTTP/")
 _TEXT_OPENERS = re.compile(
     rb"(?i)(EHLO|HELO|STARTTLS|STLS|CAPA|AUTH|FEAT|USER|<\?xml|<stream|"
@@ -210,13 +214,29 @@ _SMTP_STARTTLS = re.compile(rb"(?im)^STARTTLS\r?$")
 _POP3_STLS = re.compile(rb"(?im)^STLS\r?$")
 _FTP_AUTH = re.compile(rb"(?im)^AUTH (TLS|SSL)")
 _RST_HISTORY = re.compile(r"^\^?S[^HAFGIQ]*R")
-_EARLY_DATA = 42                 # early_data extension (RFC 8446 §4.2.10)
-_INFER_RECORDS = 4               # client records read after the hello for proof of a ServerHello
+_EARLY_DATA: Final = 42                 # early_data extension (RFC 8446 §4.2.10)
+_INFER_RECORDS: Final = 4               # client records read after the hello for proof of a ServerHello
 # Client handshake messages that only follow a ServerHello (RFC 5246 §7.3, RFC 8446 §4.4).
 _AFTER_SH = {11: "Certificate", 15: "CertificateVerify", 16: "ClientKeyExchange", 20: "Finished"}
 
 
+# Address text of recent clients and servers: the same few thousand addresses recur for
+# every connection of a capture (cleared when it grows past the bound).
+_IP_TEXT: dict[bytes, str] = {}
+_IP_TEXT_MAX: Final = 65536
+
+
 def _ip_text(packed: bytes) -> str:
+    text = _IP_TEXT.get(packed)
+    if text is None:
+        text = _format_ip(packed)
+        if len(_IP_TEXT) >= _IP_TEXT_MAX:
+            _IP_TEXT.clear()
+        _IP_TEXT[packed] = text
+    return text
+
+
+def _format_ip(packed: bytes) -> str:
     if len(packed) == 4:
         return socket.inet_ntop(socket.AF_INET, packed)
     if len(packed) == 16:
@@ -1078,28 +1098,36 @@ class FlowTable:
             if flow.q == _Q_MID:
                 flow.q = _Q_NONE
         if flow.q in (_Q_HELLO, _Q_DONE) and flow.outcome is None:
-            # The hello start was only recognised now (too few bytes before): read the
-            # server's reaction and replay the FIN/RST events that were held back.
-            if flow.server_other is None:
-                self._read_server(flow, final=True)
-            if flow.outcome is None and flow.infer == 1:
-                self._infer(flow, final=True)
-            if flow.outcome is None or flow.inferred is not None:
-                s = flow.server
-                events = [(t, k) for t, k in ((s.rst_ts, "server_reset"), (s.fin_ts, "server_close"),
-                                              (c.rst_ts, "client_reset")) if t]
-                if events:
-                    t, k = min(events)
-                    if flow.inferred is None:
-                        flow.outcome_ts, flow.outcome = t, k
-                    elif k != "server_close" and t < flow.outcome_ts:
-                        # A reset before the client's proof records is the first reaction.
-                        flow.outcome_ts, flow.outcome, flow.inferred = t, k, None
+            self._late_outcome(flow)
         if flow.q == _Q_OPEN or flow.q == _Q_NONE:
             self._count_kind(flow)
             return None
         self.stats["tls"] += 1
         return self._build(flow, at_end=at_end, idle=idle)
+
+    def _late_outcome(self, flow: _Flow) -> None:
+        """The hello start was only recognised at the close (too few bytes before): read the
+        server's reaction and replay the FIN/RST events that were held back.
+
+        A method of its own so that no caller's ``flow.outcome is None`` test is still in
+        force here: the reads below change ``flow.outcome``, and compiled code (mypyc)
+        trusts a narrowed attribute type (a narrowed read of a changed attribute raises)."""
+        c = flow.client
+        if flow.server_other is None:
+            self._read_server(flow, final=True)
+        if flow.outcome is None and flow.infer == 1:
+            self._infer(flow, final=True)
+        if flow.outcome is None or flow.inferred is not None:
+            s = flow.server
+            events = [(t, k) for t, k in ((s.rst_ts, "server_reset"), (s.fin_ts, "server_close"),
+                                          (c.rst_ts, "client_reset")) if t]
+            if events:
+                t, k = min(events)
+                if flow.inferred is None:
+                    flow.outcome_ts, flow.outcome = t, k
+                elif k != "server_close" and t < flow.outcome_ts:
+                    # A reset before the client's proof records is the first reaction.
+                    flow.outcome_ts, flow.outcome, flow.inferred = t, k, None
 
     def _count_kind(self, flow: _Flow) -> None:
         c = flow.client
@@ -1185,10 +1213,7 @@ class FlowTable:
         alpn: tuple[str, ...] = ()
         ja3 = ja3s = ja4 = ja4r = None
         if ch is not None:
-            vs = [v for v in ch.supported_versions if not is_grease(v)]
-            if not vs:
-                vs = [ch.legacy_version]
-            versions = tuple(version_name(v) for v in sorted(set(vs), reverse=True))
+            versions = _version_names(ch.supported_versions, ch.legacy_version)
             alpn = ch.alpn
             ja3s, ja3, ja4, ja4r = _fingerprints(ch)
         cip, sip = _ip_text(c.src), _ip_text(c.dst)
@@ -1237,6 +1262,23 @@ class FlowTable:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+_VERSION_NAMES: dict[tuple[tuple[int, ...], int], tuple[str, ...]] = {}
+
+
+def _version_names(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
+    """Offered versions as names, highest first, GREASE removed (remembered: a capture's
+    clients offer a handful of different lists)."""
+    key = (supported, legacy)
+    names = _VERSION_NAMES.get(key)
+    if names is None:
+        vs = [v for v in supported if not is_grease(v)] or [legacy]
+        names = tuple(version_name(v) for v in sorted(set(vs), reverse=True))
+        if len(_VERSION_NAMES) >= 4096:
+            _VERSION_NAMES.clear()
+        _VERSION_NAMES[key] = names
+    return names
+
 
 def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, str | None]:
     """(ja3_string, ja3 md5, ja4, ja4_r); None where this hello cannot be fingerprinted."""

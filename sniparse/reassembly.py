@@ -33,16 +33,16 @@ byte arrived (:meth:`Stream.span`). Work per segment is bounded by the cap.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 __all__ = ["DEFAULT_CAP", "Span", "Stream", "seq_offset"]
 
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
 
 #: Default byte cap: the largest TLS handshake message we care about (a ClientHello may
 #: span several records, RFC 8446 §5.1 allows 2**14 per record) plus headroom for a prelude.
-DEFAULT_CAP = 65536 + 4096
+DEFAULT_CAP: Final = 65536 + 4096
 
 
 def seq_offset(seq: int, base: int) -> int:

@@ -8,7 +8,7 @@ options decoded (RFC 9293 §3.2).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "ACK",
@@ -26,14 +26,14 @@ __all__ = [
     "parse_tcp_options",
 ]
 
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
 
 #: Flag bit -> the letter tcpdump prints for it, lowest bit first.
 FLAG_NAMES: dict[int, str] = {
@@ -93,16 +93,16 @@ def flag_text(flags: int) -> str:
 
 
 # Option kinds (IANA "TCP Option Kind Numbers").
-_OPT_EOL = 0
-_OPT_NOP = 1
-_OPT_MSS = 2  # RFC 9293 §3.2
-_OPT_WSCALE = 3  # RFC 7323 §2
-_OPT_SACK_PERM = 4  # RFC 2018 §2
-_OPT_SACK = 5  # RFC 2018 §3
-_OPT_TIMESTAMPS = 8  # RFC 7323 §3
-_OPT_MPTCP = 30  # RFC 8684
-_OPT_TFO = 34  # RFC 7413 §4.1.1
-_OPT_EXP = 254  # RFC 6994 experimental; 0xF989 is the pre-IANA TFO magic
+_OPT_EOL: Final = 0
+_OPT_NOP: Final = 1
+_OPT_MSS: Final = 2  # RFC 9293 §3.2
+_OPT_WSCALE: Final = 3  # RFC 7323 §2
+_OPT_SACK_PERM: Final = 4  # RFC 2018 §2
+_OPT_SACK: Final = 5  # RFC 2018 §3
+_OPT_TIMESTAMPS: Final = 8  # RFC 7323 §3
+_OPT_MPTCP: Final = 30  # RFC 8684
+_OPT_TFO: Final = 34  # RFC 7413 §4.1.1
+_OPT_EXP: Final = 254  # RFC 6994 experimental; 0xF989 is the pre-IANA TFO magic
 
 
 def parse_tcp_options(options: bytes) -> dict[str, Any]:

@@ -1007,3 +1007,20 @@ def test_records_sent_with_the_hello_prove_nothing() -> None:
     h = one(c.segs)
     assert h.outcome == "no_response" and h.detail is None
 
+
+
+def test_every_record_has_exactly_the_handshake_fields() -> None:
+    # FlowTable._build fills each record's __dict__ directly (no __init__): every field of
+    # the dataclass must be there, and nothing else.
+    import dataclasses
+
+    import sniparse
+
+    want = {f.name for f in dataclasses.fields(Handshake)}
+    scenarios = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
+    n = 0
+    for path in sorted(scenarios.glob("*.pcap*")):
+        for h in sniparse.iter_handshakes(str(path)):
+            assert set(vars(h)) == want, path.name
+            n += 1
+    assert n > 20

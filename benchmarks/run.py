@@ -160,6 +160,10 @@ TOOLS: list[Tool] = [
     Tool("tshark", _py("peer_tshark.py")),
     Tool("scapy", _py("peer_scapy.py"), sample=True),
     Tool("pyshark", _py("peer_pyshark.py"), sample=True),
+    # The same CLI with its compiled modules off (SNIPARSE_PURE=1: the package's Python
+    # source and no C extension): what an install without a compiler gets.
+    Tool("sniparse (pure Python)", lambda c, o, n: (["env", "SNIPARSE_PURE=1"] + _sniparse_cli() + [
+        str(c), "--format", "ndjson", "-o", str(o)], False)),
     # The CLI writing nowhere: no agreement check, only time and memory (opt-in).
     Tool("sniparse -o /dev/null", lambda c, o, n: (_sniparse_cli() + [
         str(c), "--format", "ndjson", "-o", "/dev/null"], False), floor=True, default=False),
@@ -167,7 +171,7 @@ TOOLS: list[Tool] = [
 TIMEOUT = 3600.0   # seconds per tool run; --timeout
 CLOCK = "wall"     # what rates and ratios divide by; --clock
 TOOL_NAMES = {"cat": "cat > /dev/null", "iter": "sniparse.iter_handshakes",
-              "devnull": "sniparse -o /dev/null"}
+              "devnull": "sniparse -o /dev/null", "pure": "sniparse (pure Python)"}
 
 
 @dataclass
@@ -418,11 +422,24 @@ def rss_mode(data_dir: Path, size: int, workdir: Path, mix: str = "bulk") -> str
     return "\n".join(rows) + "\n"
 
 
+def _build() -> str:
+    """Which sniparse build the rows measured: compiled modules (mypyc) and C extension."""
+    code = ("import sniparse, sniparse._compiled as c, sniparse._fastpath as f; "
+            "print(c.is_compiled(), f.IMPLEMENTATION)")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return "sniparse build: unknown"
+    mypyc = "compiled (mypyc)" if out[:1] == ["True"] else "pure Python"
+    return f"sniparse build: modules {mypyc}, skip scan {out[1] if len(out) > 1 else '?'}"
+
+
 def _machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
             f"at the end {load} (wall times stretch when other work shares the CPUs; "
-            f"CPU s does less).")
+            f"CPU s does less). {_build()}; the 'pure Python' row sets SNIPARSE_PURE=1.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -435,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small captures and samples")
     ap.add_argument("--mix", choices=("bulk", "handshake", "both"), default="both")
     ap.add_argument("--tools", help="comma-separated subset: cat,sniparse,iter,dpkt,tshark,"
-                                    "scapy,pyshark,devnull (devnull only when named)")
+                                    "pure,scapy,pyshark,devnull (devnull only when named)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-dir", type=Path, default=DATA)
     ap.add_argument("--json", type=Path, help="also write the raw results here")

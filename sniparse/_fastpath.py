@@ -51,7 +51,7 @@ import importlib
 import os
 from collections.abc import Callable
 from struct import Struct
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "FAST_LINKTYPES",
@@ -71,10 +71,10 @@ __all__ = [
 #: Link types :func:`key_at` (and so the skipping scan) understands.
 FAST_LINKTYPES = frozenset({1, 101, 113, 228, 229, 276})
 
-_ETH_IPV4 = 0x0800
-_ETH_IPV6 = 0x86DD
-_PROTO_TCP = 6
-_SYN_FIN_RST = 0x07
+_ETH_IPV4: Final = 0x0800
+_ETH_IPV6: Final = 0x86DD
+_PROTO_TCP: Final = 6
+_SYN_FIN_RST: Final = 0x07
 
 
 def _ip_at(buf: Any, off: int, end: int) -> tuple[bytes, int] | None:
@@ -173,10 +173,10 @@ ScanFunction = Callable[
      int, "type[tuple[Any, ...]]"],
     ScanResult,
 ]
-STOP_EXAMINED = 0
-STOP_OTHER = 1
-STOP_EXPIRE = 2
-STOP_RECORD = 3
+STOP_EXAMINED: Final = 0
+STOP_OTHER: Final = 1
+STOP_EXPIRE: Final = 2
+STOP_RECORD: Final = 3
 _tuple_new = tuple.__new__
 
 

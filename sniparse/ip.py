@@ -22,6 +22,7 @@ IPv6-in-IP (41, RFC 4213) need no header of their own.
 from __future__ import annotations
 
 from struct import unpack_from
+from typing import Final
 
 from .link import (
     ETH_IPV4,
@@ -66,29 +67,29 @@ IP_FRAGMENT = -4
 #: :func:`udp_tunnel` result for a UDP datagram that is not a tunnel we decapsulate.
 UDP_PLAIN = -5
 
-PROTO_ICMP = 1
-PROTO_IPIP = 4
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_IPV6 = 41
-PROTO_GRE = 47
-PROTO_ICMPV6 = 58
+PROTO_ICMP: Final = 1
+PROTO_IPIP: Final = 4
+PROTO_TCP: Final = 6
+PROTO_UDP: Final = 17
+PROTO_IPV6: Final = 41
+PROTO_GRE: Final = 47
+PROTO_ICMPV6: Final = 58
 
-VXLAN_PORT = 4789
-CAPWAP_DATA_PORT = 5247
-GENEVE_PORT = 6081
-GTPU_PORT = 2152
+VXLAN_PORT: Final = 4789
+CAPWAP_DATA_PORT: Final = 5247
+GENEVE_PORT: Final = 6081
+GTPU_PORT: Final = 2152
 
 # IPv6 extension headers walked on the way to the upper layer (RFC 8200 §4, RFC 4302 AH).
-_EXT_HOPOPTS = 0
-_EXT_ROUTING = 43
-_EXT_FRAGMENT = 44
-_EXT_AH = 51
-_EXT_DSTOPTS = 60
-_EXT_MOBILITY = 135
-_EXT_HIP = 139
-_EXT_SHIM6 = 140
-_MAX_EXT = 16
+_EXT_HOPOPTS: Final = 0
+_EXT_ROUTING: Final = 43
+_EXT_FRAGMENT: Final = 44
+_EXT_AH: Final = 51
+_EXT_DSTOPTS: Final = 60
+_EXT_MOBILITY: Final = 135
+_EXT_HIP: Final = 139
+_EXT_SHIM6: Final = 140
+_MAX_EXT: Final = 16
 
 
 def ipv4(data: bytes, off: int) -> tuple[int, int, int]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from struct import unpack_from
+from typing import Final
 
 __all__ = [
     "ETH_ARP",
@@ -46,25 +47,25 @@ __all__ = [
 ]
 
 #: ``proto`` value meaning "IP, version taken from the first nibble".
-IP_BY_VERSION = 0x10000
+IP_BY_VERSION: Final = 0x10000
 #: The link header is cut short (snaplen, or a runt frame).
 LINK_TRUNCATED = -1
 #: The frame is well formed but does not carry IP.
 LINK_NOT_IP = -2
 
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
-ETH_ARP = 0x0806
-ETH_RARP = 0x8035
-ETH_VLAN = 0x8100  # IEEE 802.1Q
-ETH_QINQ = 0x88A8  # IEEE 802.1ad service tag
-ETH_QINQ_OLD = 0x9100  # pre-standard QinQ, still common on switches
-ETH_QINQ_OLD2 = 0x9200
-ETH_PPPOE_SESSION = 0x8864  # RFC 2516 §4 (discovery 0x8863 carries no IP)
-ETH_CISCO_META = 0x8909  # Cisco MetaData (SGT) header
-ETH_MPLS = 0x8847  # RFC 3032
-ETH_MPLS_MC = 0x8848
-ETH_TEB = 0x6558  # transparent Ethernet bridging (GRE, Geneve)
+ETH_IPV4: Final = 0x0800
+ETH_IPV6: Final = 0x86DD
+ETH_ARP: Final = 0x0806
+ETH_RARP: Final = 0x8035
+ETH_VLAN: Final = 0x8100  # IEEE 802.1Q
+ETH_QINQ: Final = 0x88A8  # IEEE 802.1ad service tag
+ETH_QINQ_OLD: Final = 0x9100  # pre-standard QinQ, still common on switches
+ETH_QINQ_OLD2: Final = 0x9200
+ETH_PPPOE_SESSION: Final = 0x8864  # RFC 2516 §4 (discovery 0x8863 carries no IP)
+ETH_CISCO_META: Final = 0x8909  # Cisco MetaData (SGT) header
+ETH_MPLS: Final = 0x8847  # RFC 3032
+ETH_MPLS_MC: Final = 0x8848
+ETH_TEB: Final = 0x6558  # transparent Ethernet bridging (GRE, Geneve)
 
 LinkDecoder = Callable[[bytes, int], "tuple[int, int, tuple[int, ...], int]"]
 
@@ -200,7 +201,7 @@ def linktype_name(linktype: int) -> str:
 
 
 _NO_VLAN: tuple[int, ...] = ()
-_MAX_TAGS = 8  # VLAN tags / MPLS labels / CMD headers walked per frame (bounded work)
+_MAX_TAGS: Final = 8  # VLAN tags / MPLS labels / CMD headers walked per frame (bounded work)
 
 
 # --- Ethernet -----------------------------------------------------------------------------
@@ -406,8 +407,8 @@ def _null(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
 
 # --- Linux cooked capture, NFLOG ----------------------------------------------------------
 
-_ARPHRD_IPGRE = 778
-_ARPHRD_NETLINK = 824
+_ARPHRD_IPGRE: Final = 778
+_ARPHRD_NETLINK: Final = 824
 
 
 def _sll(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:
@@ -457,8 +458,8 @@ def _sll_proto(data: bytes, proto: int, off: int) -> tuple[int, int, tuple[int, 
     return proto, off, _NO_VLAN, -1
 
 
-_NFULA_PAYLOAD = 9
-_MAX_NFLOG_TLVS = 64
+_NFULA_PAYLOAD: Final = 9
+_MAX_NFLOG_TLVS: Final = 64
 
 
 def _nflog(data: bytes, off: int) -> tuple[int, int, tuple[int, ...], int]:

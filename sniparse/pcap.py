@@ -42,6 +42,7 @@ import mmap
 import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Final
 
 from ._fastpath import STOP_EXPIRE, Skipper, key_at
 from .errors import Issues, MalformedError
@@ -61,34 +62,34 @@ __all__ = [
     "parse_header",
 ]
 
-MAGIC_USEC = 0xA1B2C3D4
+MAGIC_USEC: Final = 0xA1B2C3D4
 """Classic pcap, microsecond timestamps."""
-MAGIC_NSEC = 0xA1B23C4D
+MAGIC_NSEC: Final = 0xA1B23C4D
 """pcap with nanosecond timestamps (libpcap >= 1.5 ``--time-stamp-precision=nano``)."""
-MAGIC_MODIFIED = 0xA1B2CD34
+MAGIC_MODIFIED: Final = 0xA1B2CD34
 """Kuznetsov's patched libpcap: 24-byte record headers (ifindex, protocol, pkt_type)."""
 
 # The largest snaplen libpcap itself ever uses (MAXIMUM_SNAPLEN in pcap-int.h); a record
 # may be larger than the header's snaplen up to this (writers lie about snaplen), but not
 # beyond it or beyond the header's own snaplen.
-DEFAULT_MAX_SNAPLEN = 262_144
+DEFAULT_MAX_SNAPLEN: Final = 262_144
 MAX_CAPLEN = 16 * 1024 * 1024
 """No record is believed larger than this, whatever the header says: bounds the memory
 one record can make the reader buffer."""
 # Resynchronisation: how far (seconds) a candidate record's timestamp may be from the last
 # good record's, and the largest original length a candidate may claim (TSO/GRO super
 # frames reach 64 KiB, BIG TCP 512 KiB).
-RESYNC_WINDOW_S = 86_400
-RESYNC_MAX_ORIGLEN = 1024 * 1024
+RESYNC_WINDOW_S: Final = 86_400
+RESYNC_MAX_ORIGLEN: Final = 1024 * 1024
 # Without any good record to compare timestamps with, scan at most this many bytes one by
 # one before giving up on the rest of the file.
-RESYNC_BLIND_SCAN = 1024 * 1024
+RESYNC_BLIND_SCAN: Final = 1024 * 1024
 #: The resync scan starts up to this many bytes before a corrupt header, inside the
 #: previous record: when that record's captured length is too long, it swallowed the start
 #: of the next header, which still lies there. A record found there must straddle the
 #: corrupt header (start before it, end after it), so the scan never lands on the previous
 #: record itself or an older one and yields nothing twice.
-RESYNC_LOOKBACK = 512
+RESYNC_LOOKBACK: Final = 512
 
 _LE_MAGICS = {
     struct.pack("<I", MAGIC_USEC): ("<", 1000, 16),

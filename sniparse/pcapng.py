@@ -35,6 +35,7 @@ import mmap
 import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Final
 
 from ._fastpath import STOP_EXAMINED, STOP_EXPIRE, STOP_OTHER, Skipper, key_at
 from .errors import Issues
@@ -60,26 +61,26 @@ __all__ = [
     "ts_params",
 ]
 
-SHB = 0x0A0D0D0A
+SHB: Final = 0x0A0D0D0A
 """Section Header Block (§4.1); the value reads the same in both byte orders."""
-IDB = 0x00000001
+IDB: Final = 0x00000001
 """Interface Description Block (§4.2)."""
-OPB = 0x00000002
+OPB: Final = 0x00000002
 """Obsolete Packet Block (Appendix A)."""
-SPB = 0x00000003
+SPB: Final = 0x00000003
 """Simple Packet Block (§4.4)."""
-NRB = 0x00000004
+NRB: Final = 0x00000004
 """Name Resolution Block (§4.5)."""
-ISB = 0x00000005
+ISB: Final = 0x00000005
 """Interface Statistics Block (§4.6)."""
-EPB = 0x00000006
+EPB: Final = 0x00000006
 """Enhanced Packet Block (§4.3)."""
-DSB = 0x0000000A
+DSB: Final = 0x0000000A
 """Decryption Secrets Block (§4.7)."""
-_CB_COPY = 0x00000BAD
-_CB_NOCOPY = 0x40000BAD
-_SYSTEMD_JOURNAL = 0x00000009
-BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_CB_COPY: Final = 0x00000BAD
+_CB_NOCOPY: Final = 0x40000BAD
+_SYSTEMD_JOURNAL: Final = 0x00000009
+BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
 
 MAX_BLOCK = 32 * 1024 * 1024
 """No block is believed longer than this: bounds what one block can make the reader
@@ -91,12 +92,12 @@ _NUMBERED_NON_PACKETS = (_CB_COPY, _CB_NOCOPY, _SYSTEMD_JOURNAL)
 # Block types a resynchronising scan accepts as "the next block".
 _KNOWN_TYPES = (SHB, IDB, OPB, SPB, NRB, ISB, EPB, DSB, _CB_COPY, _CB_NOCOPY, _SYSTEMD_JOURNAL)
 
-_OPT_ENDOFOPT = 0
-_IF_NAME = 2
-_IF_DESCRIPTION = 3
-_IF_TSRESOL = 9
-_IF_FCSLEN = 13
-_IF_TSOFFSET = 14
+_OPT_ENDOFOPT: Final = 0
+_IF_NAME: Final = 2
+_IF_DESCRIPTION: Final = 3
+_IF_TSRESOL: Final = 9
+_IF_FCSLEN: Final = 13
+_IF_TSOFFSET: Final = 14
 
 _tuple_new = tuple.__new__
 

@@ -234,7 +234,6 @@ class Analysis:
         itself; idle sweeps the framer starts (:meth:`_sweep`) are yielded before the next
         record. The reader reports progress itself, once per buffer."""
         table = self.table
-        feed = table.feed
         decode_key = decode_segment_key
         c_key = decode._C_SEGMENT_KEY
         counters = self.counters
@@ -259,7 +258,9 @@ class Analysis:
                 if seg is None:
                     continue
                 segments += 1
-                out = feed(seg, key)
+                # A direct call: compiled, it is a native call (a bound method in a local
+                # would go through the generic calling convention).
+                out = table.feed(seg, key)
                 if out:
                     yield from out
                 if ts >= sk.next_expire:

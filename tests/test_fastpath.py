@@ -27,8 +27,8 @@ import pytest
 from conftest import source_module
 
 from sniparse import _fastpath
-from sniparse.analyze import _SCANS, Analysis
 from sniparse import decode as decode_module
+from sniparse.analyze import _SCANS, Analysis
 from sniparse.decode import fast_key
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"

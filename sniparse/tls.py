@@ -1024,6 +1024,12 @@ def parse_server_hello(
     Raises :class:`~sniparse.errors.MalformedError` when the message breaks the format and
     :class:`~sniparse.errors.TruncatedError` when ``d`` ends before the message does.
     """
+    return _parse_server_hello(d if isinstance(d, bytes) else bytes(d), msg, end, record_version)
+
+
+def _parse_server_hello(d: bytes, msg: int, end: int | None, record_version: int) -> ServerHello:
+    """:func:`parse_server_hello` on ``bytes``: compiled, indexing ``bytes`` is a native
+    operation while indexing a bytearray or a union goes through the generic protocol."""
     n = len(d) if end is None else end
     if n - msg < 4:
         raise TruncatedError("tls", n - msg, "ServerHello header cut short")
@@ -1249,7 +1255,7 @@ def _server_reaction(buf: Buffer, start: int) -> ServerReaction | None:
             msg += more
             used += len(more)
         if need >= 0 and len(msg) >= need:
-            sh = parse_server_hello(msg, 0, need, rec_version)
+            sh = _parse_server_hello(bytes(msg), 0, need, rec_version)
             # ServerReaction("server_hello", frag + used, server_hello=sh, content_type=22),
             # built as _new_client_hello builds a ClientHello: once per connection.
             sr = _object_new(ServerReaction)

@@ -9,7 +9,8 @@ Python source. ``SNIPARSE_PURE=1`` makes a compiled package load that source ins
   the statistics and the issues, all as ``repr`` so that ``1`` / ``1.0`` / ``True`` and dict
   order count) to a pickle; the test process does the same with the compiled modules, at the
   same time, and both must be identical. The CLI's ``--format json`` and ``--flows`` text are
-  compared the same way on the fixture scenarios. Skipped when the package is not compiled.
+  compared the same way on the fixture scenarios, and the analyses on damaged copies of the
+  fixtures. Skipped when the package is not compiled.
 * Builds: a copy of the source tree (``git ls-files``) built with ``SNIPARSE_NO_MYPYC=1``, with
   ``SNIPARSE_NO_EXTENSION=1``, and with a failing C compiler (``CC=false``, which also makes
   mypyc's build fail) gives no mypyc module and the same CLI output as the package under test.
@@ -26,6 +27,7 @@ import importlib.util
 import json
 import os
 import pickle
+import random
 import shutil
 import subprocess
 import sys
@@ -228,6 +230,42 @@ def test_corpus_compiled_and_pure_agree(corpus_dir: Path, tmp_path: Path) -> Non
     files = _captures(corpus_dir / "files")
     assert files
     _agree(tmp_path, files, [])
+
+
+def _mutants(out_dir: Path, per_capture: int = 6) -> list[Path]:
+    """Damaged copies of the uncompressed fixture captures (bytes flipped, a span zeroed, the
+    tail cut; the file header kept), the same on every run: odd paths through the flow and
+    TLS code, where a compiled module's run-time type checks could fail and the source not."""
+    rng = random.Random(20261129)
+    out_dir.mkdir()
+    paths: list[Path] = []
+    for src in FIXTURE_CAPTURES:
+        if not src.name.endswith((".pcap", ".pcapng", ".cap")):
+            continue
+        data = src.read_bytes()
+        for k in range(per_capture):
+            b = bytearray(data)
+            if len(b) > 64:
+                kind = k % 3
+                if kind == 0:
+                    for _ in range(rng.randint(1, 6)):
+                        b[rng.randrange(32, len(b))] ^= 1 << rng.randrange(8)
+                elif kind == 1:
+                    at = rng.randrange(32, len(b) - 16)
+                    b[at:at + 16] = bytes(16)
+                else:
+                    del b[rng.randrange(32, len(b)):]
+            path = out_dir / f"{len(paths):04d}-{src.name}"
+            path.write_bytes(bytes(b))
+            paths.append(path)
+    return paths
+
+
+@needs_compiled
+def test_damaged_fixtures_compiled_and_pure_agree(tmp_path: Path) -> None:
+    damaged = _mutants(tmp_path / "damaged")
+    assert len(damaged) >= 300
+    _agree(tmp_path, damaged, [])
 
 
 # -- builds without mypyc, without any extension, with a failing compiler -------------------

@@ -10,7 +10,9 @@ Python source. ``SNIPARSE_PURE=1`` makes a compiled package load that source ins
   order count) to a pickle; the test process does the same with the compiled modules, at the
   same time, and both must be identical. The CLI's ``--format json`` and ``--flows`` text are
   compared the same way on the fixture scenarios, and the analyses on damaged copies of the
-  fixtures. Skipped when the package is not compiled.
+  fixtures and a flow table's results on random TCP segments (these find a compiled module's
+  run-time type check failing where the source runs on: an attribute narrowed by mypy and
+  changed by a call). Skipped when the package is not compiled.
 * Builds: a copy of the source tree (``git ls-files``) built with ``SNIPARSE_NO_MYPYC=1``, with
   ``SNIPARSE_NO_EXTENSION=1``, and with a failing C compiler (``CC=false``, which also makes
   mypyc's build fail) gives no mypyc module and the same CLI output as the package under test.
@@ -138,6 +140,57 @@ def _cli_outputs(paths: list[str], out_dir: Path) -> list[tuple[Any, ...]]:
     return results
 
 
+# A TLS 1.3 ServerHello record, an alert record and other openings for random segments.
+_SERVER_HELLO = (b"\x16\x03\x03\x00Z\x02\x00\x00V\x03\x03" + bytes(range(32))
+                 + b"\x00\x13\x01\x00\x00.\x00+\x00\x02\x03\x04\x003\x00$\x00\x1d\x00 "
+                 + bytes(32))
+_OTHER_PAYLOADS = (_SERVER_HELLO, _SERVER_HELLO[:20], b"\x15\x03\x03\x00\x02\x02\x70",
+                   b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", b"EHLO x\r\nSTARTTLS\r\n", b"\x80")
+
+
+def _random_segments(cases: int) -> list[tuple[Any, ...]]:
+    """Per case, what a small FlowTable makes of random TCP segments between two endpoints
+    (flags, sequence numbers in and out of order, ClientHellos from fixtures/hellos whole and
+    cut, ServerHello, alert, other protocols, snaplen cuts): (handshakes, issues) or the error.
+    The same cases on every run and in both processes (a fixed seed)."""
+    from sniparse.errors import Issues
+    from sniparse.flows import FlowTable
+    from sniparse.tcp import ACK, FIN, PSH, RST, SYN, Segment
+
+    flags = [SYN, SYN | ACK, ACK, ACK | PSH, FIN | ACK, RST, RST | ACK, SYN | FIN]
+    hellos = [p.read_bytes() for p in sorted((ROOT / "fixtures" / "hellos").glob("*.bin"))]
+    cip, sip = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    rng = random.Random(443)
+    out: list[tuple[Any, ...]] = []
+    for _ in range(cases):
+        table = FlowTable(Issues(), max_flows=2, stream_cap=2048)
+        ts = 1_700_000_000 * 10**9
+        nxt = {side: rng.choice([0, rng.getrandbits(32)]) for side in (True, False)}
+        found: list[Any] = []
+        try:
+            for i in range(rng.randrange(1, 30)):
+                ts += 1_000_000
+                client = rng.random() < 0.5
+                h = rng.choice(hellos)
+                payload = rng.choice([b"", b"", rng.randbytes(rng.randrange(1, 64)), h,
+                                      h[:rng.randrange(1, len(h))], h[rng.randrange(1, len(h)):],
+                                      rng.choice(_OTHER_PAYLOADS)])
+                seq = rng.choice([nxt[client], nxt[client], 0, rng.getrandbits(32)])
+                nxt[client] = (seq + len(payload)) & 0xFFFFFFFF
+                src, dst, sport, dport = (cip, sip, 1234, 443) if client else (sip, cip, 443, 1234)
+                wire = len(payload) + rng.choice([0, 0, rng.randrange(200)])
+                found += table.feed(Segment(i + 1, ts, 4, src, dst, sport, dport, seq, 0,
+                                            rng.choice(flags), 0, payload, wire, b"", None, ()))
+                if i % 7 == 6:
+                    found += table.expire(ts)
+            found += table.finish()
+            out.append(([repr(dataclasses.astuple(h)[:-1]) for h in found],
+                        [repr(i) for i in table.issues.to_list()]))
+        except Exception as e:  # noqa: BLE001 - compared (and then refused) below
+            out.append((f"{type(e).__name__}: {e}",))
+    return out
+
+
 def _child(job_file: str) -> None:
     """The child's side (run with ``SNIPARSE_PURE=1``): the same work, pickled."""
     job = json.loads(Path(job_file).read_text(encoding="utf-8"))
@@ -147,6 +200,7 @@ def _child(job_file: str) -> None:
         "package": str(PACKAGE),
         "snapshot": _snapshot(job["paths"]),
         "cli": _cli_outputs(job["cli"], Path(job["out"]) / "cli"),
+        "segments": _random_segments(job["segments"]),
     }
     with open(Path(job["out"]) / "result.pickle", "wb") as f:
         pickle.dump(result, f)
@@ -158,13 +212,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _agree(tmp_path: Path, paths: list[Path], cli_paths: list[Path]) -> None:
+def _agree(tmp_path: Path, paths: list[Path], cli_paths: list[Path], segments: int = 0) -> None:
     """Run the pure child and the compiled parent side by side; assert they agree."""
     child_dir = tmp_path / "pure"
     child_dir.mkdir()
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"paths": [str(p) for p in paths],
-                               "cli": [str(p) for p in cli_paths], "out": str(child_dir)}))
+                               "cli": [str(p) for p in cli_paths], "segments": segments,
+                               "out": str(child_dir)}))
     code = _NO_EDITABLE_FINDER + (f"sys.path[:0] = [{str(HOME)!r}, {str(TESTS)!r}]; "
                                   f"import test_compiled; test_compiled._child({str(job)!r})")
     child = subprocess.Popen(
@@ -174,6 +229,7 @@ def _agree(tmp_path: Path, paths: list[Path], cli_paths: list[Path]) -> None:
     try:
         mine = _snapshot([str(p) for p in paths])
         my_cli = _cli_outputs([str(p) for p in cli_paths], tmp_path / "compiled")
+        my_segments = _random_segments(segments)
         _, err = child.communicate(timeout=600)
     finally:
         if child.poll() is None:
@@ -216,6 +272,10 @@ def _agree(tmp_path: Path, paths: list[Path], cli_paths: list[Path]) -> None:
     for got, want in zip(my_cli, theirs["cli"]):
         assert got[2] == 0 and got[3] is None and got[4], f"CLI failed: {got[:4]}"
         assert got == want, f"{got[0]} {' '.join(got[1])}: CLI output differs"
+    assert len(my_segments) == len(theirs["segments"]) == segments
+    for case, (got, want) in enumerate(zip(my_segments, theirs["segments"])):
+        assert got == want, f"random segments, case {case}: compiled {got}\npure {want}"
+        assert len(got) == 2, f"random segments, case {case}: FlowTable raised {got[0]}"
 
 
 @needs_compiled
@@ -259,6 +319,11 @@ def _mutants(out_dir: Path, per_capture: int = 6) -> list[Path]:
             path.write_bytes(bytes(b))
             paths.append(path)
     return paths
+
+
+@needs_compiled
+def test_random_segments_compiled_and_pure_agree(tmp_path: Path) -> None:
+    _agree(tmp_path, [], [], segments=3000)
 
 
 @needs_compiled

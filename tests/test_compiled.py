@@ -10,9 +10,9 @@ Python source. ``SNIPARSE_PURE=1`` makes a compiled package load that source ins
   order count) to a pickle; the test process does the same with the compiled modules, at the
   same time, and both must be identical. The CLI's ``--format json`` and ``--flows`` text are
   compared the same way on the fixture scenarios, and the analyses on damaged copies of the
-  fixtures and a flow table's results on random TCP segments (these find a compiled module's
-  run-time type check failing where the source runs on: an attribute narrowed by mypy and
-  changed by a call). Skipped when the package is not compiled.
+  fixtures and a flow table's results on random TCP segments (these found what the captures
+  did not: a compiled module's run-time type check failing where the source runs on, for an
+  attribute narrowed by mypy and then changed by a call). Skipped when not compiled.
 * Builds: a copy of the source tree (``git ls-files``) built with ``SNIPARSE_NO_MYPYC=1``, with
   ``SNIPARSE_NO_EXTENSION=1``, and with a failing C compiler (``CC=false``, which also makes
   mypyc's build fail) gives no mypyc module and the same CLI output as the package under test.

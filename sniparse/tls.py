@@ -37,6 +37,14 @@ leave room for a context manager per vector: measured with ``benchmarks/bench_tl
 still checked before it is used, and every vector's end is checked against its container
 (overrun and leftovers both raise); the tests bump every length field by one either way.
 
+The common case of that parser also exists in C (``sniparse._speedups.client_hello_fields``,
+used when built and ``SNIPARSE_PURE`` is not set): a well-formed hello with at most one
+extension of each type, an ASCII host name in the usual single-entry server_name list and
+well-formed decoded extensions gives the same field values; for anything else it declines
+and the Python parser below decides (raises, or handles the odd case). ``tests/test_tls_c.py``
+checks it against the Python parser on every fixture and corpus hello, their prefixes and
+mutations, and generated hellos.
+
 Error offsets: framing errors give the offset from the start of the stream passed in
 (``start``); errors inside a ClientHello/ServerHello body give the offset from the first
 byte of that handshake message (its type byte).
@@ -44,11 +52,13 @@ byte of that handshake message (its type byte).
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from struct import Struct
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from ._compiled import mypyc_attr
 from .errors import MalformedError, TruncatedError
@@ -322,6 +332,8 @@ class ClientHello:
 
 
 _CH_FIELDS = tuple(f.name for f in fields(ClientHello))
+# _parse_ch_message and the C parser give every field in declaration order.
+assert len(_CH_FIELDS) == 30 and _CH_FIELDS[-1] == "esni"
 _object_new = object.__new__
 
 
@@ -442,6 +454,28 @@ def _is_ip_literal(name: str) -> bool:
 # -- ClientHello body ----------------------------------------------------------------------
 
 
+#: ``_speedups.client_hello_fields(d, msg, end, record_version, wire_len, records, is_ip)``:
+#: every ClientHello field value in declaration order, or None to leave the hello to Python.
+_CHFields: TypeAlias = Callable[
+    [Buffer, int, int, int, int, int, Callable[[str], bool]], "tuple[object, ...] | None"
+]
+
+
+def _c_client_hello() -> _CHFields | None:
+    """``sniparse._speedups.client_hello_fields`` (the common case of
+    :func:`_parse_ch_message` in C), unless it is not built or ``SNIPARSE_PURE`` is set."""
+    if os.environ.get("SNIPARSE_PURE", "") not in ("", "0"):
+        return None
+    try:
+        mod = importlib.import_module("._speedups", __package__)
+    except ImportError:
+        return None
+    return cast("_CHFields | None", getattr(mod, "client_hello_fields", None))
+
+
+_C_CLIENT_HELLO = _c_client_hello()
+
+
 _HH = Struct(">HH").unpack_from
 _U16_STRUCTS: dict[int, Callable[[Buffer, int], tuple[int, ...]]] = {}
 
@@ -469,6 +503,11 @@ def _parse_ch_message(
     The message is complete (its length field says it ends at ``end``); any field that runs
     past ``end`` or stops short of it is malformed.
     """
+    c = _C_CLIENT_HELLO
+    if c is not None:
+        values = c(d, msg, end, record_version, wire_len, records, _is_ip_literal)
+        if values is not None:
+            return _new_client_hello(*values)
     if type(d) is not bytes:
         # One copy up front so that every slice below is already an immutable bytes object.
         d = bytes(d[msg:end])

@@ -25,6 +25,7 @@ import time
 import timeit
 from pathlib import Path
 
+from sniparse import tls
 from sniparse.fingerprint import _FP_CACHE, fingerprints, ja3, ja4, ja4_r
 from sniparse.tls import looks_like_tls_hello, read_client_hello, read_server_reaction
 
@@ -47,6 +48,17 @@ def bench(fn: object, number: int, repeat: int) -> float:
     return min(t.repeat(repeat=repeat, number=number)) / number * 1e6
 
 
+def bench_python_parser(fn: object, number: int, repeat: int) -> float:
+    """:func:`bench` with the C ClientHello parser switched off (the Python parser, compiled
+    by mypyc when the build has it)."""
+    saved = tls._C_CLIENT_HELLO
+    tls._C_CLIENT_HELLO = None
+    try:
+        return bench(fn, number, repeat)
+    finally:
+        tls._C_CLIENT_HELLO = saved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5)
@@ -60,11 +72,15 @@ def main() -> None:
     cases["chrome-like PQ, 3 records"] = _three_records(cases["chrome-like PQ hello"])
     server = (HELLOS / "server_tls13_hello.bin").read_bytes()
 
-    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'+ja3':>8} {'+ja3+ja4':>9} "
+    have_c = tls._C_CLIENT_HELLO is not None
+    print(f"ClientHello parser: {'C (sniparse._speedups)' if have_c else 'Python only'}; "
+          f"tls module {'compiled' if not tls.__file__.endswith('.py') else 'from source'}")
+    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'(py)':>7} {'+ja3':>8} {'+ja3+ja4':>9} "
           f"{'+all fp':>8} {'(warm)':>7} {'ja4_r':>7}")
     for name, data in cases.items():
         n, r = args.number, args.repeat
         parse = bench(lambda d=data: read_client_hello(d), n, r)
+        parse_py = bench_python_parser(lambda d=data: read_client_hello(d), n, r)
         h = read_client_hello(data)
         assert h is not None
         hello = h[0]
@@ -85,7 +101,8 @@ def main() -> None:
         with_all = bench(cold, n, r)
         warm = bench(lambda d=data: fingerprints(read_client_hello(d)[0]), n, r)  # type: ignore[index]
         raw = bench(lambda ch=hello: ja4_r(ch), n, r)
-        print(f"{name:28} {len(data):6d} {parse:7.1f}µ {with_ja3:7.1f}µ {with_both:8.1f}µ "
+        print(f"{name:28} {len(data):6d} {parse:7.1f}µ {parse_py:6.1f}µ {with_ja3:7.1f}µ "
+              f"{with_both:8.1f}µ "
               f"{with_all:7.1f}µ {warm:6.1f}µ {raw:6.1f}µ")
     try:
         import dpkt  # type: ignore[import-untyped]

@@ -1061,6 +1061,41 @@ done:
     return NULL;
 }
 
+PyDoc_STRVAR(new_record_doc,
+"new_record(cls, names, values) -> cls instance\n\n"
+"object.__new__(cls), then object.__setattr__(obj, names[i], values[i]) for each i in\n"
+"order: what a frozen dataclass's generated __init__ does, without a Python call per field.\n"
+"names and values are tuples of the same length; names are str.");
+
+static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[1]) != PyTuple_GET_SIZE(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "new_record(cls, names, values): tuples of one length");
+        return NULL;
+    }
+    PyObject *none = PyTuple_New(0);
+    if (none == NULL)
+        return NULL;
+    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)args[0], none, NULL);
+    Py_DECREF(none);
+    if (obj == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++) {
+        PyObject *name = PyTuple_GET_ITEM(args[1], i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "new_record(): names must be str");
+            Py_DECREF(obj);
+            return NULL;
+        }
+        if (PyObject_GenericSetAttr(obj, name, PyTuple_GET_ITEM(args[2], i)) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
@@ -1068,6 +1103,7 @@ static PyMethodDef methods[] = {
     {"segment_key", (PyCFunction)(void (*)(void))segment_key, METH_FASTCALL, segment_key_doc},
     {"client_hello_fields", (PyCFunction)(void (*)(void))client_hello_fields, METH_FASTCALL,
      client_hello_fields_doc},
+    {"new_record", (PyCFunction)(void (*)(void))new_record, METH_FASTCALL, new_record_doc},
     {NULL, NULL, 0, NULL},
 };
 

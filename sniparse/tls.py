@@ -344,7 +344,12 @@ def _new_client_hello(*values: object) -> ClientHello:
     ``object.__setattr__`` one call each (about 8 µs here); filling ``__dict__`` directly
     builds an identical, equally frozen object in a third of the time. One hello per
     connection is parsed, but the hello parse is the per-connection cost that matters.
+    ``_speedups.new_record`` (when built) makes the same ``object.__setattr__`` calls from C,
+    in half the time again (1.3 -> 0.7 µs).
     """
+    new = _C_NEW_RECORD
+    if new is not None:
+        return cast("ClientHello", new(ClientHello, _CH_FIELDS, values))
     obj = _object_new(ClientHello)
     obj.__dict__.update(zip(_CH_FIELDS, values))
     return obj
@@ -461,19 +466,25 @@ _CHFields: TypeAlias = Callable[
 ]
 
 
-def _c_client_hello() -> _CHFields | None:
-    """``sniparse._speedups.client_hello_fields`` (the common case of
-    :func:`_parse_ch_message` in C), unless it is not built or ``SNIPARSE_PURE`` is set."""
+def _c_function(name: str) -> object:
+    """``sniparse._speedups.<name>``, or None when it is not built or ``SNIPARSE_PURE`` is set."""
     if os.environ.get("SNIPARSE_PURE", "") not in ("", "0"):
         return None
     try:
         mod = importlib.import_module("._speedups", __package__)
     except ImportError:
         return None
-    return cast("_CHFields | None", getattr(mod, "client_hello_fields", None))
+    return getattr(mod, name, None)
 
 
-_C_CLIENT_HELLO = _c_client_hello()
+#: The common case of :func:`_parse_ch_message` in C.
+_C_CLIENT_HELLO = cast("_CHFields | None", _c_function("client_hello_fields"))
+#: ``new_record(cls, names, values)``: ``object.__new__(cls)`` and ``object.__setattr__`` of
+#: every field, from C.
+_C_NEW_RECORD = cast(
+    "Callable[[type, tuple[str, ...], tuple[object, ...]], object] | None",
+    _c_function("new_record"),
+)
 
 
 _HH = Struct(">HH").unpack_from

@@ -13,8 +13,10 @@ Skipped when the C extension is not built.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -378,3 +380,35 @@ def test_generated_hellos_mostly_answered() -> None:
         answered += check(msg, 0, len(msg))
     assert answered == 300
 
+
+
+# -- the record constructor ------------------------------------------------------------------
+
+
+def test_new_record_builds_what_the_dataclass_builds() -> None:
+    new = getattr(_speedups, "new_record", None)
+    assert new is not None
+    data = (HELLOS / "chrome_like_pq_sni.bin").read_bytes()
+    ref = PY.parse_client_hello(data)
+    values = tuple(ref.__dict__[n] for n in NAMES)
+    want = tls.ClientHello(*values)  # the generated __init__
+    got = new(tls.ClientHello, NAMES, values)
+    assert type(got) is tls.ClientHello and got == want
+    assert list(got.__dict__.items()) == list(want.__dict__.items())
+    assert repr(got) == repr(want) and hash(got) == hash(want)
+    assert pickle.loads(pickle.dumps(got)) == want
+    assert dataclasses.replace(got, sni="x").sni == "x"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.sni = "y"  # type: ignore[misc]
+    if os.environ.get("SNIPARSE_PURE", "") in ("", "0"):
+        assert tls._C_NEW_RECORD is new
+        assert list(tls._new_client_hello(*values).__dict__.items()) == list(
+            want.__dict__.items())
+    for bad in [(tls.ClientHello, NAMES, values[:-1]), (tls.ClientHello, list(NAMES), values),
+                ("ClientHello", NAMES, values), (tls.ClientHello, (1,), (2,)),
+                (tls.ClientHello, NAMES)]:
+        with pytest.raises(TypeError):
+            new(*bad)
+    # object.__setattr__'s own checks still apply: a read-only attribute stays read-only.
+    with pytest.raises(AttributeError):
+        new(tls.ClientHello, ("extension_types",), ((),))

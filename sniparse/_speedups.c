@@ -20,11 +20,20 @@
  * frame), returning the same Segment, or None exactly where the Python code falls through
  * to its general decoder.
  *
+ * client_hello_fields() is the per-connection hot spot: the common case of
+ * sniparse.tls._parse_ch_message (a well-formed ClientHello with at most one extension of
+ * each type, RFC 8446 §4.2, an ASCII host name in the usual single-entry server_name list,
+ * RFC 6066 §3, and well-formed decoded extensions), returning every ClientHello field value;
+ * None for anything else, and the Python parser decides (raises, or handles the odd case).
+ * So it never needs the Python code's error details or edge cases, only its values.
+ * new_record() builds the ClientHello from them as the dataclass's __init__ would.
+ *
  * Every read is bounds-checked against the buffer and the record's captured length. The
  * scans allocate only the keys they look up and the timestamps kept in `pending` (a small
  * per-call cache spares both for repeats). Plain CPython C API, no third-party headers;
- * tests/test_fastpath.py checks every function against its Python counterpart and the
- * general decoders.
+ * tests/test_fastpath.py checks the scans and the segment decoder against their Python
+ * counterparts and the general decoders, tests/test_tls_c.py the ClientHello parser against
+ * the Python one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -3,19 +3,23 @@
 
 Hellos: a typical ~500-byte one (Python's ssl, ``fixtures/hellos/python_sni.bin``) and a
 ~1.7 KB Chrome-like post-quantum one (``chrome_like_pq_sni.bin``), plus the same Chrome-like
-hello split over three records (the reassembly path). ``+all fp`` is parse + :func:`sniparse.fingerprint.fingerprints`
-with its memo emptied before every call (cold); ``(warm)`` lets it remember, as it does for
-the many hellos of one client program in a capture.
+hello split over three records (the reassembly path). ``parse`` is :func:`read_client_hello`
+as installed (the C ClientHello parser when ``sniparse._speedups`` is built), ``(py)`` the
+same with the C parser switched off (the Python parser, mypyc-compiled when built). ``+all
+fp`` is parse + :func:`sniparse.fingerprint.fingerprints` with its memo emptied before every
+call (cold); ``(warm)`` lets it remember, as it does for the many hellos of one client
+program in a capture.
 
-    python benchmarks/bench_tls.py [--repeat N]
+    python benchmarks/bench_tls.py [--repeat N]     (from a checkout: PYTHONPATH=.)
 
-Last measured (2 shared cores under load ~5, CPython 3.11 without PGO; CPU µs per call):
+Last measured (2 shared cores under load ~4, CPython 3.11 without PGO, mypyc build with the C
+extension; CPU µs per call):
 
-    case                         bytes   parse    +ja3 +ja3+ja4 +all fp  (warm)
-    python ssl hello               517   10.8µ   16.0µ    23.3µ   23.5µ   12.3µ
-    chrome-like PQ hello          1725   12.5µ   17.4µ    24.7µ   24.2µ   14.0µ
-    chrome-like PQ, 3 records     1735   15.5µ   20.4µ    28.0µ   27.5µ   16.9µ
-    dpkt: python ssl hello         517   22.0µ   (dpkt's parse alone, no SNI/ALPN decoding)
+    case                          bytes    parse    (py)     +ja3  +ja3+ja4  +all fp  (warm)   ja4_r
+    python ssl hello                517     2.5µ    7.1µ     6.9µ     13.2µ    13.0µ    3.6µ    3.8µ
+    chrome-like PQ hello           1725     2.8µ    8.3µ     7.1µ     12.1µ    12.4µ    3.9µ    3.5µ
+    chrome-like PQ, 3 records      1735     3.8µ   10.7µ     8.0µ     13.2µ    14.0µ    5.0µ    3.5µ
+    dpkt: python ssl hello          517    22.5µ   (dpkt's parse alone, no SNI/ALPN decoding)
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 import timeit
 from pathlib import Path
 
+from sniparse import tls
 from sniparse.fingerprint import _FP_CACHE, fingerprints, ja3, ja4, ja4_r
 from sniparse.tls import looks_like_tls_hello, read_client_hello, read_server_reaction
 
@@ -47,6 +52,17 @@ def bench(fn: object, number: int, repeat: int) -> float:
     return min(t.repeat(repeat=repeat, number=number)) / number * 1e6
 
 
+def bench_python_parser(fn: object, number: int, repeat: int) -> float:
+    """:func:`bench` with the C ClientHello parser switched off (the Python parser, compiled
+    by mypyc when the build has it)."""
+    saved = getattr(tls, "_C_CLIENT_HELLO", None)
+    tls._C_CLIENT_HELLO = None  # type: ignore[attr-defined,unused-ignore]
+    try:
+        return bench(fn, number, repeat)
+    finally:
+        tls._C_CLIENT_HELLO = saved  # type: ignore[attr-defined,unused-ignore]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5)
@@ -60,11 +76,15 @@ def main() -> None:
     cases["chrome-like PQ, 3 records"] = _three_records(cases["chrome-like PQ hello"])
     server = (HELLOS / "server_tls13_hello.bin").read_bytes()
 
-    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'+ja3':>8} {'+ja3+ja4':>9} "
+    have_c = getattr(tls, "_C_CLIENT_HELLO", None) is not None
+    print(f"ClientHello parser: {'C (sniparse._speedups)' if have_c else 'Python only'}; "
+          f"{tls.__file__}")
+    print(f"{'case':28} {'bytes':>6} {'parse':>8} {'(py)':>7} {'+ja3':>8} {'+ja3+ja4':>9} "
           f"{'+all fp':>8} {'(warm)':>7} {'ja4_r':>7}")
     for name, data in cases.items():
         n, r = args.number, args.repeat
         parse = bench(lambda d=data: read_client_hello(d), n, r)
+        parse_py = bench_python_parser(lambda d=data: read_client_hello(d), n, r)
         h = read_client_hello(data)
         assert h is not None
         hello = h[0]
@@ -85,7 +105,8 @@ def main() -> None:
         with_all = bench(cold, n, r)
         warm = bench(lambda d=data: fingerprints(read_client_hello(d)[0]), n, r)  # type: ignore[index]
         raw = bench(lambda ch=hello: ja4_r(ch), n, r)
-        print(f"{name:28} {len(data):6d} {parse:7.1f}µ {with_ja3:7.1f}µ {with_both:8.1f}µ "
+        print(f"{name:28} {len(data):6d} {parse:7.1f}µ {parse_py:6.1f}µ {with_ja3:7.1f}µ "
+              f"{with_both:8.1f}µ "
               f"{with_all:7.1f}µ {warm:6.1f}µ {raw:6.1f}µ")
     try:
         import dpkt  # type: ignore[import-untyped]

@@ -20,11 +20,20 @@
  * frame), returning the same Segment, or None exactly where the Python code falls through
  * to its general decoder.
  *
+ * client_hello_fields() is the per-connection hot spot: the common case of
+ * sniparse.tls._parse_ch_message (a well-formed ClientHello with at most one extension of
+ * each type, RFC 8446 §4.2, an ASCII host name in the usual single-entry server_name list,
+ * RFC 6066 §3, and well-formed decoded extensions), returning every ClientHello field value;
+ * None for anything else, and the Python parser decides (raises, or handles the odd case).
+ * So it never needs the Python code's error details or edge cases, only its values.
+ * new_record() builds the ClientHello from them as the dataclass's __init__ would.
+ *
  * Every read is bounds-checked against the buffer and the record's captured length. The
  * scans allocate only the keys they look up and the timestamps kept in `pending` (a small
  * per-call cache spares both for repeats). Plain CPython C API, no third-party headers;
- * tests/test_fastpath.py checks every function against its Python counterpart and the
- * general decoders.
+ * tests/test_fastpath.py checks the scans and the segment decoder against their Python
+ * counterparts and the general decoders, tests/test_tls_c.py the ClientHello parser against
+ * the Python one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -679,11 +688,431 @@ static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_
     return Py_BuildValue("(NN)", seg, kobj);
 }
 
+/* ---- the ClientHello parser's common case ------------------------------------------- */
+
+/* sni_status values, interned once (the Python parser's are interned literals). */
+static PyObject *str_present, *str_absent, *str_empty;
+
+#define CH_NFIELDS 30   /* fields of sniparse.tls.ClientHello */
+#define CH_MAX_EXTS 128 /* more extensions than this: leave the hello to Python */
+
+static inline unsigned be16(const unsigned char *p) { return ((unsigned)p[0] << 8) | p[1]; }
+
+/* The int objects of 16-bit wire values, made once each when first needed (a hello holds
+ * dozens of cipher suites, extension types, groups and signature algorithms, and the same
+ * few hundred values recur in every hello of a capture). A new reference, or NULL. */
+static PyObject *u16_objs[65536];
+
+static inline PyObject *u16_obj(unsigned v) {
+    PyObject *o = u16_objs[v];
+    if (o == NULL) {
+        o = PyLong_FromLong((long)v);
+        if (o == NULL)
+            return NULL;
+        u16_objs[v] = o; /* the cache keeps this reference for good */
+    }
+    return Py_NewRef(o);
+}
+
+/* A tuple of `count` big-endian uint16 at p. */
+static PyObject *u16_tuple(const unsigned char *p, Py_ssize_t count) {
+    PyObject *t = PyTuple_New(count);
+    if (t == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *v = u16_obj(be16(p + 2 * i));
+        if (v == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+/* A tuple of `count` bytes at p as ints. */
+static PyObject *u8_tuple(const unsigned char *p, Py_ssize_t count) {
+    PyObject *t = PyTuple_New(count);
+    if (t == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyTuple_SET_ITEM(t, i, PyLong_FromLong(p[i])); /* small ints: cached, never NULL */
+    return t;
+}
+
+/* The ALPN ProtocolNameList (RFC 7301 §3.1) of an extension body b[0:el], when well formed:
+ * fills *raw (bytes) and *text (str, UTF-8 with errors replaced) and returns 1; 0 when not
+ * well formed; -1 on a Python error. */
+static int alpn_lists(const unsigned char *b, Py_ssize_t el, PyObject **raw, PyObject **text) {
+    if (el < 2 || (Py_ssize_t)be16(b) != el - 2)
+        return 0;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t q = 2; q < el; count++) {
+        Py_ssize_t pl = b[q];
+        q += 1 + pl;
+        if (q > el)
+            return 0;
+    }
+    PyObject *r = PyTuple_New(count), *t = PyTuple_New(count);
+    if (r == NULL || t == NULL)
+        goto fail;
+    Py_ssize_t q = 2;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t pl = b[q++];
+        PyObject *x = PyBytes_FromStringAndSize((const char *)b + q, pl);
+        if (x == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(r, i, x);
+        x = PyUnicode_DecodeUTF8((const char *)b + q, pl, "replace");
+        if (x == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(t, i, x);
+        q += pl;
+    }
+    *raw = r;
+    *text = t;
+    return 1;
+fail:
+    Py_XDECREF(r);
+    Py_XDECREF(t);
+    return -1;
+}
+
+/* The groups of a KeyShareClientHello (RFC 8446 §4.2.8) in b[0:el]: a tuple, Py_None (a
+ * new reference) when not well formed, NULL on a Python error. */
+static PyObject *key_share_groups(const unsigned char *b, Py_ssize_t el) {
+    if (el < 2 || (Py_ssize_t)be16(b) != el - 2)
+        return Py_NewRef(Py_None);
+    Py_ssize_t count = 0;
+    for (Py_ssize_t q = 2; q < el; count++) {
+        if (el - q < 4)
+            return Py_NewRef(Py_None);
+        q += 4 + (Py_ssize_t)be16(b + q + 2);
+        if (q > el)
+            return Py_NewRef(Py_None);
+    }
+    PyObject *t = PyTuple_New(count);
+    if (t == NULL)
+        return NULL;
+    Py_ssize_t q = 2;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *v = u16_obj(be16(b + q));
+        if (v == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+        q += 4 + (Py_ssize_t)be16(b + q + 2);
+    }
+    return t;
+}
+
+PyDoc_STRVAR(client_hello_fields_doc,
+"client_hello_fields(d, msg, end, record_version, wire_len, records, is_ip) -> tuple | None\n\n"
+"The common case of sniparse.tls._parse_ch_message, in C: parse the ClientHello handshake\n"
+"message d[msg:end] (type byte included; d is bytes, a bytearray or a byte memoryview) and\n"
+"return every ClientHello field value in declaration order (what _new_client_hello takes).\n"
+"is_ip is tls._is_ip_literal, called for a host name that might be an address literal.\n"
+"None for anything but a well-formed hello with at most one extension of each type, an\n"
+"ASCII host name and the usual single-entry server_name list: the Python parser then\n"
+"decides (it raises, or handles the odd case), so this never gives a different answer.");
+
+static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "client_hello_fields() takes exactly 7 arguments");
+        return NULL;
+    }
+    PyObject *obj = args[0];
+    if (!PyBytes_CheckExact(obj) && !PyByteArray_CheckExact(obj) && !PyMemoryView_Check(obj))
+        Py_RETURN_NONE;
+    if (!PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2]))
+        Py_RETURN_NONE;
+    Py_ssize_t msg = PyLong_AsSsize_t(args[1]), end = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_buffer view;
+    if (PyMemoryView_Check(obj)) {
+        /* Only a plain one-dimensional byte view reads as the Python code reads it. */
+        const Py_buffer *mv = PyMemoryView_GET_BUFFER(obj);
+        if (mv->ndim != 1 || mv->itemsize != 1 ||
+            (mv->format != NULL && strcmp(mv->format, "B") != 0))
+            Py_RETURN_NONE;
+    }
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    const unsigned char *d = (const unsigned char *)view.buf;
+    PyObject *f[CH_NFIELDS] = {NULL};
+    PyObject *result = Py_None; /* borrowed until the end: None declines, NULL fails */
+    unsigned short types[CH_MAX_EXTS];
+    Py_ssize_t offs[CH_MAX_EXTS];
+    int next = 0;
+
+    if (msg < 0 || end > view.len || end - msg < 4)
+        goto done;
+    Py_ssize_t p = msg + 4;
+    if (end - p < 38 || d[p] != 3) /* version(2) random(32) sid_len cs_len(2) comp_len */
+        goto done;
+    unsigned legacy_version = be16(d + p);
+    Py_ssize_t rnd = p + 2;
+    p += 34;
+    Py_ssize_t sid_len = d[p++];
+    if (sid_len > 32 || p + sid_len + 2 > end)
+        goto done;
+    Py_ssize_t sid = p;
+    p += sid_len;
+    Py_ssize_t cs_len = (Py_ssize_t)be16(d + p);
+    p += 2;
+    if ((cs_len & 1) || p + cs_len + 1 > end)
+        goto done;
+    Py_ssize_t cs = p;
+    p += cs_len;
+    Py_ssize_t comp_len = d[p++];
+    if (p + comp_len > end)
+        goto done;
+    Py_ssize_t comp = p;
+    p += comp_len;
+    if (p < end) {
+        /* The extensions vector fills the rest of the message exactly; every extension
+         * fits; no type twice (RFC 8446 §4.2). */
+        if (end - p < 2 || p + 2 + (Py_ssize_t)be16(d + p) != end)
+            goto done;
+        p += 2;
+        while (p < end) {
+            if (end - p < 4 || next == CH_MAX_EXTS)
+                goto done;
+            unsigned et = be16(d + p);
+            Py_ssize_t el = (Py_ssize_t)be16(d + p + 2);
+            if (p + 4 + el > end)
+                goto done;
+            for (int i = 0; i < next; i++)
+                if (types[i] == et)
+                    goto done;
+            types[next] = (unsigned short)et;
+            offs[next++] = p;
+            p += 4 + el;
+        }
+    }
+
+    result = NULL; /* from here on, a NULL field is a Python error */
+    f[0] = Py_NewRef(args[3]);
+    if ((f[1] = u16_obj(legacy_version)) == NULL ||
+        (f[2] = PyBytes_FromStringAndSize((const char *)d + rnd, 32)) == NULL ||
+        (f[3] = PyBytes_FromStringAndSize((const char *)d + sid, sid_len)) == NULL ||
+        (f[4] = u16_tuple(d + cs, cs_len >> 1)) == NULL ||
+        (f[5] = u8_tuple(d + comp, comp_len)) == NULL || (f[6] = PyTuple_New(next)) == NULL)
+        goto done;
+    const unsigned char *name = NULL; /* the host name when sni_status is "present" */
+    Py_ssize_t name_len = 0;
+    int psk = 0, early = 0, ech = 0, esni = 0;
+    Py_ssize_t padding = 0;
+    for (int i = 0; i < next; i++) {
+        const unsigned char *b = d + offs[i] + 4;
+        Py_ssize_t el = (Py_ssize_t)be16(b - 2);
+        unsigned et = types[i];
+        PyObject *ext = PyTuple_New(2);
+        if (ext == NULL)
+            goto done;
+        PyTuple_SET_ITEM(f[6], i, ext);
+        PyObject *t = u16_obj(et), *body = PyBytes_FromStringAndSize((const char *)b, el);
+        PyTuple_SET_ITEM(ext, 0, t);
+        PyTuple_SET_ITEM(ext, 1, body);
+        if (t == NULL || body == NULL)
+            goto done;
+        switch (et) {
+        case 0: /* server_name */
+            if (el == 0) {
+                f[7] = Py_NewRef(str_empty); /* an empty list: no usable name */
+                f[10] = PyTuple_New(0);
+            } else if (el > 5 && b[2] == 0 && (Py_ssize_t)be16(b) == el - 2 &&
+                       (Py_ssize_t)be16(b + 3) == el - 5) {
+                /* the usual single host_name entry, its name not empty */
+                for (Py_ssize_t k = 5; k < el; k++)
+                    if (b[k] & 0x80) /* non-ASCII: the Python code decodes it */
+                        goto decline;
+                name = b + 5;
+                name_len = el - 5;
+                f[7] = Py_NewRef(str_present);
+                f[9] = PyBytes_FromStringAndSize((const char *)name, name_len);
+                if (f[9] == NULL)
+                    goto done;
+                f[8] = PyUnicode_DecodeASCII((const char *)name, name_len, NULL);
+                f[10] = Py_BuildValue("((iO))", 0, f[9]);
+            } else {
+                goto decline;
+            }
+            if (f[10] == NULL || (f[8] == NULL && name != NULL))
+                goto done;
+            break;
+        case 10: /* supported_groups */
+        case 13: /* signature_algorithms */
+            if (el < 2 || (el & 1) || (Py_ssize_t)be16(b) != el - 2)
+                goto decline;
+            if ((f[et == 10 ? 17 : 19] = u16_tuple(b + 2, (el - 2) >> 1)) == NULL)
+                goto done;
+            break;
+        case 43: /* supported_versions */
+            if (el < 1 || b[0] != el - 1 || ((el - 1) & 1))
+                goto decline;
+            if ((f[16] = u16_tuple(b + 1, (el - 1) >> 1)) == NULL)
+                goto done;
+            break;
+        case 51: /* key_share */
+            if ((f[20] = key_share_groups(b, el)) == NULL)
+                goto done;
+            if (f[20] == Py_None)
+                goto decline;
+            break;
+        case 16: { /* application_layer_protocol_negotiation */
+            int r = alpn_lists(b, el, &f[15], &f[14]);
+            if (r < 0)
+                goto done;
+            if (r == 0)
+                goto decline;
+            break;
+        }
+        case 11: /* ec_point_formats */
+            if (el < 1 || b[0] != el - 1)
+                goto decline;
+            if ((f[18] = u8_tuple(b + 1, el - 1)) == NULL)
+                goto done;
+            break;
+        case 21:
+            padding = el;
+            break;
+        case 41:
+            psk = 1;
+            break;
+        case 42:
+            early = 1;
+            break;
+        case 0xFE0D:
+            ech = 1;
+            break;
+        case 0xFFCE:
+            esni = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    int trailing_dot = 0, maybe_ip = 0;
+    if (name != NULL) {
+        trailing_dot = name[name_len - 1] == '.';
+        /* _is_ip_literal's cheap rejection, exactly, for an ASCII name: the name without
+         * trailing dots (and brackets) is empty, or ends in a non-digit and has no ':'. */
+        Py_ssize_t a = 0, z = name_len;
+        while (z > 0 && name[z - 1] == '.')
+            z--;
+        if (z - a >= 2 && name[a] == '[' && name[z - 1] == ']') {
+            a++;
+            z--;
+        }
+        if (z > a)
+            maybe_ip = (name[z - 1] >= '0' && name[z - 1] <= '9') ||
+                       memchr(name + a, ':', (size_t)(z - a)) != NULL;
+    }
+    PyBuffer_Release(&view);
+    view.obj = NULL;
+    if (maybe_ip) {
+        f[11] = PyObject_CallOneArg(args[6], f[8]);
+        if (f[11] == NULL || !PyBool_Check(f[11])) {
+            PyErr_Clear(); /* the Python parser will call it again and say */
+            result = Py_None;
+            goto done;
+        }
+    } else {
+        f[11] = Py_NewRef(Py_False);
+    }
+    if (f[7] == NULL)
+        f[7] = Py_NewRef(str_absent);
+    if (f[8] == NULL)
+        f[8] = Py_NewRef(Py_None);
+    if (f[9] == NULL)
+        f[9] = Py_NewRef(Py_None);
+    for (int i = 10; i <= 20; i++)
+        if (f[i] == NULL && i != 11 && i != 12 && i != 13)
+            f[i] = PyTuple_New(0);
+    f[12] = Py_NewRef(trailing_dot ? Py_True : Py_False);
+    f[13] = Py_NewRef(Py_False); /* sni_non_ascii: such names are declined above */
+    f[21] = Py_NewRef(psk ? Py_True : Py_False);
+    f[22] = Py_NewRef(early ? Py_True : Py_False);
+    f[23] = Py_NewRef(ech ? Py_True : Py_False);
+    f[24] = PyLong_FromSsize_t(padding);
+    f[25] = Py_NewRef(Py_False); /* sslv2 */
+    f[26] = Py_NewRef(args[4]);
+    f[27] = Py_NewRef(args[5]);
+    f[28] = PyTuple_New(0);
+    f[29] = Py_NewRef(esni ? Py_True : Py_False);
+    for (int i = 0; i < CH_NFIELDS; i++)
+        if (f[i] == NULL)
+            goto done;
+    result = PyTuple_New(CH_NFIELDS);
+    if (result != NULL) {
+        for (int i = 0; i < CH_NFIELDS; i++)
+            PyTuple_SET_ITEM(result, i, f[i]); /* the references move into the tuple */
+        return result;
+    }
+    goto done;
+decline:
+    result = Py_None;
+done:
+    if (view.obj != NULL)
+        PyBuffer_Release(&view);
+    for (int i = 0; i < CH_NFIELDS; i++)
+        Py_XDECREF(f[i]);
+    if (result == Py_None)
+        Py_RETURN_NONE;
+    return NULL;
+}
+
+PyDoc_STRVAR(new_record_doc,
+"new_record(cls, names, values) -> cls instance\n\n"
+"object.__new__(cls), then object.__setattr__(obj, names[i], values[i]) for each i in\n"
+"order: what a frozen dataclass's generated __init__ does, without a Python call per field.\n"
+"names and values are tuples of the same length; names are str.");
+
+static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[1]) != PyTuple_GET_SIZE(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "new_record(cls, names, values): tuples of one length");
+        return NULL;
+    }
+    PyObject *none = PyTuple_New(0);
+    if (none == NULL)
+        return NULL;
+    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)args[0], none, NULL);
+    Py_DECREF(none);
+    if (obj == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++) {
+        PyObject *name = PyTuple_GET_ITEM(args[1], i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "new_record(): names must be str");
+            Py_DECREF(obj);
+            return NULL;
+        }
+        if (PyObject_GenericSetAttr(obj, name, PyTuple_GET_ITEM(args[2], i)) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
     {"segment", (PyCFunction)(void (*)(void))segment, METH_FASTCALL, segment_doc},
     {"segment_key", (PyCFunction)(void (*)(void))segment_key, METH_FASTCALL, segment_key_doc},
+    {"client_hello_fields", (PyCFunction)(void (*)(void))client_hello_fields, METH_FASTCALL,
+     client_hello_fields_doc},
+    {"new_record", (PyCFunction)(void (*)(void))new_record, METH_FASTCALL, new_record_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -699,4 +1128,13 @@ static struct PyModuleDef module = {
     NULL,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    if (str_present == NULL) {
+        str_present = PyUnicode_InternFromString("present");
+        str_absent = PyUnicode_InternFromString("absent");
+        str_empty = PyUnicode_InternFromString("empty");
+        if (str_present == NULL || str_absent == NULL || str_empty == NULL)
+            return NULL;
+    }
+    return PyModule_Create(&module);
+}

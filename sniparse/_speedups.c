@@ -227,6 +227,26 @@ static long long as_stop_ts(PyObject *o) {
 }
 
 /* (frame0 + delta, ts, lt, data, origlen, iface) built as `rtype` (Record or tuple). */
+/* A tuple of ``n`` new references (stolen); NULL (and all of them released) when one of
+ * them or the tuple could not be made. Cheaper than Py_BuildValue on the per-packet path:
+ * no format string to interpret. */
+static PyObject *steal_tuple(Py_ssize_t n, PyObject **items) {
+    PyObject *t = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    t = PyTuple_New(n);
+    if (t == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
 static PyObject *make_record(PyTypeObject *rtype, PyObject *frame0, long long delta,
                              long long ts, long lt, const unsigned char *data, uint32_t caplen,
                              uint32_t origlen, PyObject *iface) {
@@ -369,8 +389,12 @@ static PyObject *scan_pcap(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_XDECREF(record);
         return NULL;
     }
-    return Py_BuildValue("(nLLLLLLiN)", pos, k, nbytes, cut, last_sec, last_ts, max_ts, why,
-                         record != NULL ? record : Py_NewRef(Py_None));
+    PyObject *items[9] = {
+        PyLong_FromSsize_t(pos), PyLong_FromLongLong(k), PyLong_FromLongLong(nbytes),
+        PyLong_FromLongLong(cut), PyLong_FromLongLong(last_sec), PyLong_FromLongLong(last_ts),
+        PyLong_FromLongLong(max_ts), PyLong_FromLong(why),
+        record != NULL ? record : Py_NewRef(Py_None)};
+    return steal_tuple(9, items);
 }
 
 /* One interface of the current pcapng section, from the framer's table. */
@@ -524,7 +548,11 @@ static PyObject *scan_pcapng(PyObject *self, PyObject *const *args, Py_ssize_t n
     PyMem_Free(cnt);
     if (failed)
         return NULL;
-    return Py_BuildValue("(nLLLLLi)", pos, k, nbytes, cut, last_ts, max_ts, why);
+    PyObject *items[7] = {
+        PyLong_FromSsize_t(pos), PyLong_FromLongLong(k), PyLong_FromLongLong(nbytes),
+        PyLong_FromLongLong(cut), PyLong_FromLongLong(last_ts), PyLong_FromLongLong(max_ts),
+        PyLong_FromLong(why)};
+    return steal_tuple(7, items);
 }
 
 /* ---- decode_segment's common case ---------------------------------------------------- */
@@ -685,7 +713,8 @@ static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_
         Py_DECREF(seg);
         return NULL;
     }
-    return Py_BuildValue("(NN)", seg, kobj);
+    PyObject *pair[2] = {seg, kobj};
+    return steal_tuple(2, pair);
 }
 
 /* ---- the ClientHello parser's common case ------------------------------------------- */

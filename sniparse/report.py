@@ -117,10 +117,29 @@ _FIX_GENERAL = (
 )
 
 
+def _first_octets() -> frozenset[str] | None:
+    """The first-octet texts ("35.", ...) every address in a known range starts with; None
+    when a range does not fix its first octet (then every address is parsed)."""
+    out = set()
+    for net, _, _ in _KNOWN_NETS:
+        if net.version != 4 or net.prefixlen < 8:
+            return None
+        out.add(str(net.network_address).split(".")[0] + ".")
+    return frozenset(out)
+
+
+# An address text outside these can be in no known range (ipaddress accepts only plain
+# dotted decimal for IPv4, and an IPv6 address is never in an IPv4 range): no parsing.
+_KNOWN_FIRST_OCTETS: Final = _first_octets()
+
+
 def known_source(ip: str) -> str | None:
     """The name of a well-known non-SNI client range containing ``ip``, e.g.
     ``known_source("35.191.7.9") == "Google Cloud load-balancer health check"``; None otherwise
     (also for text that is not an address)."""
+    octets = _KNOWN_FIRST_OCTETS
+    if octets is not None and ip[: ip.find(".") + 1] not in octets:
+        return None
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -737,6 +756,19 @@ def _counter(t: _Tally | None, reorder: bool) -> Counter[Any]:
     return t.counter(reorder) if t is not None else Counter()
 
 
+def _ranked_tally(t: _Tally | None, reorder: bool) -> tuple[Any, ...]:
+    """``_ranked(_counter(t, reorder))`` without building the Counter: most seen first, ties
+    in first-seen order (``Counter.most_common`` is a stable sort by count)."""
+    if t is None or t.counts is None or t.first is None:
+        return ()
+    counts = t.counts
+    if len(counts) == 1:
+        return tuple(counts)
+    keys: list[Any] = sorted(counts, key=t.first.__getitem__) if reorder else list(counts)
+    keys.sort(key=counts.__getitem__, reverse=True)
+    return tuple(keys)
+
+
 class _Acc:
     """Accumulates one group of handshakes (one client or one server endpoint).
 
@@ -1290,16 +1322,16 @@ class ReportBuilder:
                 malformed=a.malformed,
                 outcomes=a.outcomes.counter(reorder),
                 outcomes_without_sni=_counter(a.outcomes_without, reorder),
-                names=_ranked(_counter(a.names, reorder)),
-                ja3=_ranked(_counter(a.ja3, reorder)),
-                ja4=_ranked(_counter(a.ja4, reorder)),
+                names=_ranked_tally(a.names, reorder),
+                ja3=_ranked_tally(a.ja3, reorder),
+                ja4=_ranked_tally(a.ja4, reorder),
                 typical_ms=a.typical_ms(),
                 typical_ms_without_sni=a.typical_ms_without(),
                 first_seen_ns=a.first,
                 last_seen_ns=a.last,
-                servers=_ranked(_counter(a.peers, reorder)),
+                servers=_ranked_tally(a.peers, reorder),
                 known_source=known_source(ip),
-                ja4_without_sni=_ranked(_counter(a.ja4_without, reorder)),
+                ja4_without_sni=_ranked_tally(a.ja4_without, reorder),
             )
             for ip, a in self._clients.items()
         ]
@@ -1332,8 +1364,8 @@ class ReportBuilder:
                     outcomes_with_sni=g.outcomes_with,
                     outcomes_without_sni=g.outcomes_without,
                     names=_ranked(g.names),
-                    ja3=_ranked(_counter(a.ja3, reorder)),
-                    ja4=_ranked(_counter(a.ja4, reorder)),
+                    ja3=_ranked_tally(a.ja3, reorder),
+                    ja4=_ranked_tally(a.ja4, reorder),
                     clients=len(a.peer_set or ()),
                     clients_without_sni=len(g.peers_without),
                     typical_ms=g.typical_ms,

@@ -22,12 +22,9 @@ handshake, so they keep one small record per handshake (without its parsed Clien
 
 from __future__ import annotations
 
-import csv
-import heapq
 import io
 import ipaddress
 import json
-import math
 import os
 import sys
 import textwrap
@@ -40,17 +37,18 @@ import click
 from .errors import Issue, SniparseError
 from .flows import Handshake
 from .report import (
+    _CSV_HEADER,
     ALERT_NAMES,
-    HANDSHAKE_COLUMNS,
     OUTCOMES,
     SNI_STATUSES,
     CaptureStats,
     Report,
     ReportBuilder,
+    _csv_row,
     _fmt_ms,
-    _iso,
+    _ndjson_row,
     _plural,
-    handshake_to_dict,
+    _RowWriter,
 )
 
 __all__ = [
@@ -549,134 +547,21 @@ def _render_rich(report: Report, *, flows: bool, quiet: bool, ingress: Any) -> N
             con.print(f"- {f}", highlight=False, markup=False)
 
 
-def _csv_value(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):
-        return ";".join(str(x) for x in v)
-    return str(v)
-
-
-def _csv_header() -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(HANDSHAKE_COLUMNS)
-    return buf.getvalue()
-
-
-class _CsvRow:
-    """Formats one handshake as one CSV line (a reused writer over a reused buffer)."""
-
-    def __init__(self) -> None:
-        self.buf = io.StringIO()
-        self.writer = csv.writer(self.buf, lineterminator="\n")
-
-    def __call__(self, h: Handshake) -> str:
-        d = handshake_to_dict(h)
-        buf = self.buf
-        buf.seek(0)
-        buf.truncate()
-        self.writer.writerow([_csv_value(d[c]) for c in HANDSHAKE_COLUMNS])
-        return buf.getvalue()
-
-
-# One reusable encoder: json.dumps(..., ensure_ascii=False) builds a new one per call. Same
-# separators as json.dumps' defaults, so the text is identical.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
-
-
-def _ndjson_line(h: Handshake) -> str:
-    """One handshake as a JSON line: the text ``_ENCODER.encode(handshake_to_dict(h))``
-    gives, written directly for the value types a Handshake holds (None, bool, int, finite
-    float, str, bytes, tuples of those); anything else goes through the encoder."""
-    src = h.__dict__
-    ts_ns = src["ts_ns"]
-    if type(ts_ns) is not int:
-        return _ENCODER.encode(handshake_to_dict(h)) + "\n"
-    ts = _iso(ts_ns)
-    parts = [_JSON_HEAD, int.__repr__(ts_ns), _JSON_TS, "null" if ts is None else _json_str(ts)]
-    add = parts.append
-    for name, key in _JSON_REST:
-        v = src[name]
-        t = type(v)
-        if t is str:
-            add(key)
-            add(_json_str(v))
-        elif v is None:
-            add(key)
-            add("null")
-        elif t is tuple:
-            add(key)
-            if not v:
-                add("[]")
-                continue
-            items = []
-            for x in v:
-                tx = type(x)
-                if tx is str:
-                    items.append(_json_str(x))
-                elif tx is bytes:
-                    items.append(_json_str(x.hex()))
-                else:
-                    sx = _json_scalar(x)
-                    if sx is None:
-                        return _ENCODER.encode(handshake_to_dict(h)) + "\n"
-                    items.append(sx)
-            add("[" + ", ".join(items) + "]")
-        else:
-            sv = _json_str(v.hex()) if t is bytes else _json_scalar(v)
-            if sv is None:
-                return _ENCODER.encode(handshake_to_dict(h)) + "\n"
-            add(key)
-            add(sv)
-    add("}\n")
-    return "".join(parts)
-
-
-def _json_scalar(v: object) -> str | None:
-    """JSON text of None, a bool, an int or a finite float as the encoder writes it; None
-    for any other value (the caller then uses the encoder)."""
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    t = type(v)
-    if t is int:
-        return int.__repr__(v)
-    if t is float and _isfinite(v):  # type: ignore[arg-type]
-        return float.__repr__(v)
-    return None
-
-
-# What _ENCODER uses for strings (ensure_ascii=False) and for the keys.
-_json_str: Callable[[str], str] = json.encoder.encode_basestring
-_isfinite = math.isfinite
-_JSON_HEAD = '{"ts_ns": '
-_JSON_TS = ', "ts": '
-_JSON_REST: tuple[tuple[str, str], ...] = tuple(
-    (name, f", {_json_str(name)}: ") for name in HANDSHAKE_COLUMNS[2:]
-)
-
-
 def render_csv(report: Report) -> str:
     """One CSV row per handshake, columns as in ``--format ndjson`` (lists joined with ';')."""
-    row = _CsvRow()
-    return _csv_header() + "".join(row(h) for h in report.handshakes)
+    return _CSV_HEADER + "".join(_csv_row(h) for h in report.handshakes)
 
 
 def render_ndjson(report: Report) -> str:
     """One JSON object per handshake and line, keyed by the Handshake field names."""
-    return "".join(_ndjson_line(h) for h in report.handshakes)
+    return "".join(_ndjson_row(h) for h in report.handshakes)
 
 
 class _Output:
     """Standard output or the ``-o`` file, written in chunks. The file is opened at the first
     write, so a capture that cannot be read leaves no empty file behind."""
 
-    _CHUNK = 1 << 16
+    CHUNK = 1 << 16
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -687,7 +572,7 @@ class _Output:
     def write(self, text: str) -> None:
         self.parts.append(text)
         self.size += len(text)
-        if self.size >= self._CHUNK:
+        if self.size >= self.CHUNK:
             self.flush()
 
     def flush(self) -> None:
@@ -714,31 +599,6 @@ class _Output:
             except OSError as e:
                 _fail(f"cannot write {self.path}: {e.strerror or e}")
             self.file = None
-
-
-class _Reorder:
-    """Writes rows in (ts_ns, frame) order through a window of at most ``window`` held rows;
-    ties keep their arrival order, as the stable sort of :func:`sniparse.analyze` does."""
-
-    def __init__(self, out: _Output, window: int) -> None:
-        self.out = out
-        self.window = window
-        self.heap: list[tuple[int, int, int, str]] = []
-        self.seq = 0
-
-    def push(self, h: Handshake, line: str) -> None:
-        heap = self.heap
-        self.seq += 1
-        item = (h.ts_ns, h.frame, self.seq, line)
-        if len(heap) < self.window:
-            heapq.heappush(heap, item)
-        else:
-            self.out.write(heapq.heappushpop(heap, item)[3])
-
-    def drain(self) -> None:
-        heap = self.heap
-        while heap:
-            self.out.write(heapq.heappop(heap)[3])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -908,28 +768,22 @@ def _stream_rows(
     run: _Run, keep: Callable[[Handshake], bool] | None, fmt: str, output: str | None
 ) -> bool:
     """Write the ndjson / csv rows of ``run`` as its handshakes come; True when a kept
-    handshake had no SNI (for ``--fail-on-no-sni``)."""
+    handshake had no SNI (for ``--fail-on-no-sni``). The rows are built, put in time order
+    and gathered into chunks by the compiled :class:`sniparse.report._RowWriter`."""
     out = _Output(output)
-    if fmt == "csv":
-        out.write(_csv_header())
-    line: Callable[[Handshake], str] = _ndjson_line if fmt == "ndjson" else _CsvRow()
-    window = _Reorder(out, REORDER_WINDOW)
-    push = window.push
-    found = False
+    rows = _RowWriter(fmt, out.write, REORDER_WINDOW, out.CHUNK)
     try:
-        for h in run:
-            if keep is not None and not keep(h):
-                continue
-            if not found and h.without_sni:
-                found = True
-            push(h, line(h))
+        rows.header()
+        rows.push_all(run, keep)
         # The statistics are not printed, but reading them ends the run like the other
         # formats do (and any error of the last records surfaces here).
         run.stats()
-        window.drain()
+        rows.drain()
     finally:
+        # Rows already out of the window reach the output even when the run failed.
+        rows.flush()
         out.close()
-    return found
+    return rows.found
 
 
 def _emit(text: str, output: str | None) -> None:

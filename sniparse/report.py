@@ -30,17 +30,21 @@ pandas and matplotlib are imported inside the methods that need them, never at m
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import ipaddress
 import json
+import math
 import statistics
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from heapq import heapify, heappop, heappush, heappushpop
 from itertools import chain
-from typing import Any
+from typing import Any, Final
 
 from ._compiled import mypyc_attr
 from .errors import Issue
@@ -113,10 +117,29 @@ _FIX_GENERAL = (
 )
 
 
+def _first_octets() -> frozenset[str] | None:
+    """The first-octet texts ("35.", ...) every address in a known range starts with; None
+    when a range does not fix its first octet (then every address is parsed)."""
+    out = set()
+    for net, _, _ in _KNOWN_NETS:
+        if net.version != 4 or net.prefixlen < 8:
+            return None
+        out.add(str(net.network_address).split(".")[0] + ".")
+    return frozenset(out)
+
+
+# An address text outside these can be in no known range (ipaddress accepts only plain
+# dotted decimal for IPv4, and an IPv6 address is never in an IPv4 range): no parsing.
+_KNOWN_FIRST_OCTETS: Final = _first_octets()
+
+
 def known_source(ip: str) -> str | None:
     """The name of a well-known non-SNI client range containing ``ip``, e.g.
     ``known_source("35.191.7.9") == "Google Cloud load-balancer health check"``; None otherwise
     (also for text that is not an address)."""
+    octets = _KNOWN_FIRST_OCTETS
+    if octets is not None and ip[: ip.find(".") + 1] not in octets:
+        return None
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -182,23 +205,37 @@ class CaptureStats:
         }
 
 
+class _SecondText:
+    """The ISO 8601 text (up to the decimal point) of the last whole second :func:`_iso`
+    formatted (``sec`` is None before the first)."""
+
+    __slots__ = ("sec", "text")
+
+    def __init__(self) -> None:
+        self.sec: int | None = None
+        self.text = ""
+
+
 def _iso(ts_ns: int | None) -> str | None:
     if ts_ns is None:
         return None
     sec = ts_ns // 1_000_000_000
+    cache = _ISO_CACHE
     # Handshakes come in time order, so one cached second saves most datetime work.
-    if sec != _ISO_CACHE[0]:
+    if sec != cache.sec:
         try:
             dt = datetime.fromtimestamp(sec, tz=timezone.utc)
         except (ValueError, OverflowError, OSError):
             # A corrupt or hostile timestamp beyond year 9999: keep the integer, skip the text.
             return None
-        _ISO_CACHE[0] = sec
-        _ISO_CACHE[1] = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_ISO_CACHE[1]}.{(ts_ns % 1_000_000_000) // 1000:06d}Z"
+        cache.sec = sec
+        cache.text = dt.strftime("%Y-%m-%dT%H:%M:%S.")
+    # Six digits of microseconds, zero-padded: the digits after the leading 1 of 1000000+us.
+    us = (ts_ns - sec * 1_000_000_000) // 1000
+    return cache.text + str(1_000_000 + us)[1:] + "Z"
 
 
-_ISO_CACHE: list[Any] = [None, ""]
+_ISO_CACHE = _SecondText()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +284,368 @@ def handshake_to_dict(h: Handshake) -> dict[str, Any]:
         out[name] = v
     return out
 
+
+# ---------------------------------------------------------------------------------------------
+# ndjson / csv rows (the CLI's streamed formats)
+#
+# One row per handshake, written straight from the record's instance dict for the value types
+# a Handshake holds (None, bool, int, finite float, str, bytes, tuples of str / int / bytes):
+# compiled, this is several times faster than building handshake_to_dict() and handing it to
+# the JSON encoder or csv.writer. Anything else (a NaN, a str subclass, a quote or a carriage
+# return in a CSV field...) sends the whole row through the general path, which defines the
+# text: tests/test_ndjson_rows.py checks both paths agree on every fixture and on odd values.
+
+# What the encoder uses for strings (ensure_ascii=False).
+_json_str: Final = json.encoder.encode_basestring
+_JSON_HEAD: Final = '{"ts_ns": '
+_JSON_TS: Final = ', "ts": '
+_JSON_REST: Final[tuple[tuple[str, str], ...]] = tuple(
+    (name, f", {json.encoder.encode_basestring(name)}: ") for name in _REST_COLUMNS
+)
+
+
+def _json_scalar(v: object) -> str | None:
+    """JSON text of None, a bool, an int or a finite float as the encoder writes it; None
+    for any other value (the caller then uses the encoder)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if type(v) is int:
+        return str(v)
+    if type(v) is float and _isfinite(v):
+        return str(v)
+    return None
+
+
+_isfinite: Final = math.isfinite
+
+# JSON / CSV text of recent str values. The same strings come back row after row (statuses,
+# outcomes, the fingerprint texts of a few client stacks -- ja3_string and ja4_r are hundreds
+# of characters); a dict lookup on a str whose hash is cached is far cheaper than escaping it
+# again. Cleared when full, so memory stays bounded whatever the capture holds.
+_TEXT_CACHE_SIZE: Final = 4096
+_JSON_TEXT: dict[str, str] = {}
+_CSV_TEXT: dict[str, str] = {}
+
+
+def _json_text(v: str) -> str:
+    """``_json_str(v)``, from the cache when seen recently."""
+    text = _JSON_TEXT.get(v)
+    if text is None:
+        text = _json_str(v)
+        if len(_JSON_TEXT) >= _TEXT_CACHE_SIZE:
+            _JSON_TEXT.clear()
+        _JSON_TEXT[v] = text
+    return text
+
+
+def _ndjson_fast(src: dict[str, Any]) -> str | None:
+    """The ndjson line of a handshake's instance dict, or None when a value needs the
+    encoder."""
+    ts_ns: object = src["ts_ns"]
+    if type(ts_ns) is not int:
+        return None
+    ts = _iso(ts_ns)
+    # The ISO text is digits and punctuation: nothing to escape.
+    parts: list[str] = [_JSON_HEAD, str(ts_ns), _JSON_TS, "null" if ts is None else f'"{ts}"']
+    for name, key in _JSON_REST:
+        v: object = src[name]
+        parts.append(key)
+        if type(v) is str:
+            parts.append(_json_text(v))
+        elif v is None:
+            parts.append("null")
+        elif type(v) is tuple:
+            if not v:
+                parts.append("[]")
+                continue
+            texts: list[str] = []
+            for x in v:
+                if type(x) is str:
+                    texts.append(_json_text(x))
+                elif type(x) is bytes:
+                    texts.append(_json_str(x.hex()))
+                else:
+                    sx = _json_scalar(x)
+                    if sx is None:
+                        return None
+                    texts.append(sx)
+            parts.append("[" + ", ".join(texts) + "]")
+        elif type(v) is bytes:
+            parts.append(_json_str(v.hex()))
+        else:
+            sv = _json_scalar(v)
+            if sv is None:
+                return None
+            parts.append(sv)
+    parts.append("}\n")
+    return "".join(parts)
+
+
+def _ndjson_row(h: Handshake) -> str:
+    """One handshake as one ndjson line: exactly ``_ENCODER.encode(handshake_to_dict(h))``
+    and a newline."""
+    line = _ndjson_fast(h.__dict__)
+    if line is None:
+        return _ENCODER.encode(handshake_to_dict(h)) + "\n"
+    return line
+
+
+def _csv_value(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return ";".join(str(x) for x in v)
+    return str(v)
+
+
+def _csv_line(values: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
+
+
+#: The CSV header line: the column names.
+_CSV_HEADER: Final = _csv_line(list(HANDSHAKE_COLUMNS))
+
+
+def _csv_field(text: str) -> str | None:
+    """``text`` as csv.writer writes it (QUOTE_MINIMAL, '"' doubled, '\\n' line ends); None
+    for a carriage return or a NUL, which Python versions treat differently (the writer then
+    decides)."""
+    out = _CSV_TEXT.get(text)
+    if out is not None:
+        return out
+    if "\r" in text or "\x00" in text:
+        return None
+    if '"' in text:
+        out = '"' + text.replace('"', '""') + '"'
+    elif "," in text or "\n" in text:
+        out = '"' + text + '"'
+    else:
+        out = text
+    if len(_CSV_TEXT) >= _TEXT_CACHE_SIZE:
+        _CSV_TEXT.clear()
+    _CSV_TEXT[text] = out
+    return out
+
+
+def _csv_fast(src: dict[str, Any]) -> str | None:
+    """The CSV line of a handshake's instance dict, or None when a value needs csv.writer."""
+    ts_ns: object = src["ts_ns"]
+    if type(ts_ns) is not int:
+        return None
+    ts = _iso(ts_ns)
+    parts: list[str] = [str(ts_ns), "" if ts is None else ts]
+    for name in _REST_COLUMNS:
+        v: object = src[name]
+        text: str | None
+        if type(v) is str:
+            text = _csv_field(v)
+            if text is None:
+                return None
+        elif v is None:
+            text = ""
+        elif v is True:
+            text = "true"
+        elif v is False:
+            text = "false"
+        elif type(v) is int:
+            text = str(v)
+        elif type(v) is tuple:
+            texts: list[str] = []
+            for x in v:
+                if type(x) is str:
+                    texts.append(x)
+                elif type(x) is int:
+                    texts.append(str(x))
+                elif type(x) is bytes:
+                    texts.append(x.hex())
+                else:
+                    return None
+            text = _csv_field(";".join(texts))
+            if text is None:
+                return None
+        elif type(v) is float:
+            text = str(v)
+        elif type(v) is bytes:
+            text = v.hex()
+        else:
+            return None
+        parts.append(text)
+    return ",".join(parts) + "\n"
+
+
+def _csv_row(h: Handshake) -> str:
+    """One handshake as one CSV line, columns as :data:`HANDSHAKE_COLUMNS` (lists joined with
+    ';'): exactly what csv.writer writes for ``handshake_to_dict(h)``."""
+    line = _csv_fast(h.__dict__)
+    if line is None:
+        d = handshake_to_dict(h)
+        return _csv_line([_csv_value(d[c]) for c in HANDSHAKE_COLUMNS])
+    return line
+
+
+class _Held:
+    """A row waiting in the :class:`_RowWriter` window, with its sort key."""
+
+    __slots__ = ("frame", "line", "seq", "ts")
+
+    def __init__(self, ts: int, frame: int, seq: int, line: str) -> None:
+        self.ts = ts
+        self.frame = frame
+        self.seq = seq
+        self.line = line
+
+
+def _before(a: _Held, b: _Held) -> bool:
+    """``a`` comes first: earlier (ts_ns, frame), then earlier arrival."""
+    if a.ts != b.ts:
+        return a.ts < b.ts
+    if a.frame != b.frame:
+        return a.frame < b.frame
+    return a.seq < b.seq
+
+
+def _sift_down(heap: list[_Held], item: _Held) -> None:
+    """Put ``item`` at the root of the min-heap ``heap`` and move it down to its place."""
+    n = len(heap)
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= n:
+            break
+        right = child + 1
+        if right < n and _before(heap[right], heap[child]):
+            child = right
+        if not _before(heap[child], item):
+            break
+        heap[pos] = heap[child]
+        pos = child
+    heap[pos] = item
+
+
+class _RowWriter:
+    """Streams ndjson or CSV rows of handshakes to ``write`` in (ts_ns, frame) order, through
+    a window of at most ``window`` held rows (ties keep their arrival order, as the stable
+    sort of :func:`sniparse.analyze.analyze` does), in pieces of about ``chunk`` characters.
+
+    A row whose flow closed more than ``window`` rows late is written late rather than held
+    without bound: memory stays flat however long the capture. The window is a binary heap
+    over native integers; a record whose ``ts_ns`` or ``frame`` is not an int (never one from
+    a capture) turns it into a :mod:`heapq` of tuples, which orders the same way.
+    """
+
+    def __init__(self, fmt: str, write: Callable[[str], None], window: int,
+                 chunk: int = 1 << 16) -> None:
+        if fmt not in ("ndjson", "csv"):
+            raise ValueError(f"row format {fmt!r}: use ndjson or csv")
+        self.csv = fmt == "csv"
+        self.write = write
+        self.window = max(window, 0)
+        self.chunk = chunk
+        self.heap: list[_Held] = []
+        # (ts_ns, frame, arrival, row) once a key is not an int; None until then
+        self.generic: list[tuple[Any, Any, int, str]] | None = None
+        self.seq = 0
+        self.parts: list[str] = []
+        self.size = 0
+        self.found = False
+
+    def _out(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the text written so far to ``write`` (rows held in the window stay)."""
+        if self.parts:
+            text = "".join(self.parts)
+            self.parts = []
+            self.size = 0
+            self.write(text)
+
+    def header(self) -> None:
+        """Write the CSV header line (nothing for ndjson)."""
+        if self.csv:
+            self._out(_CSV_HEADER)
+
+    def push(self, h: Handshake) -> None:
+        """One handshake's row into the window (the oldest row out when it is full)."""
+        src = h.__dict__
+        if not self.found and src["sni_status"] in ("absent", "empty"):
+            self.found = True
+        line = _csv_fast(src) if self.csv else _ndjson_fast(src)
+        if line is None:
+            line = _csv_row(h) if self.csv else _ndjson_row(h)
+        self.seq += 1
+        ts: object = src["ts_ns"]
+        frame: object = src["frame"]
+        if self.generic is None and type(ts) is int and type(frame) is int:
+            self._hold(_Held(ts, frame, self.seq, line))
+        else:
+            self._hold_generic((ts, frame, self.seq, line))
+
+    def _hold(self, item: _Held) -> None:
+        heap = self.heap
+        n = len(heap)
+        if n < self.window:
+            # Append and move up to its place.
+            heap.append(item)
+            pos = n
+            while pos > 0:
+                parent = (pos - 1) >> 1
+                if not _before(item, heap[parent]):
+                    break
+                heap[pos] = heap[parent]
+                pos = parent
+            heap[pos] = item
+        elif n and _before(heap[0], item):
+            out = heap[0]
+            _sift_down(heap, item)
+            self._out(out.line)
+        else:
+            self._out(item.line)
+
+    def _hold_generic(self, item: tuple[Any, Any, int, str]) -> None:
+        generic = self.generic
+        if generic is None:
+            generic = [(e.ts, e.frame, e.seq, e.line) for e in self.heap]
+            heapify(generic)
+            self.generic = generic
+            self.heap = []
+        if len(generic) < self.window:
+            heappush(generic, item)
+        else:
+            self._out(heappushpop(generic, item)[3])
+
+    def push_all(self, handshakes: Iterable[Handshake],
+                 keep: Callable[[Handshake], bool] | None = None) -> None:
+        """:meth:`push` every handshake for which ``keep`` (when given) is true."""
+        for h in handshakes:
+            if keep is None or keep(h):
+                self.push(h)
+
+    def drain(self) -> None:
+        """Write every held row, in order, and flush."""
+        heap = self.heap
+        while heap:
+            first = heap[0]
+            last = heap.pop()
+            if heap:
+                _sift_down(heap, last)
+            self._out(first.line)
+        generic = self.generic
+        if generic is not None:
+            while generic:
+                self._out(heappop(generic)[3])
+        self.flush()
 
 def _median(values: Iterable[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
@@ -308,30 +707,11 @@ def _ranked(counter: Counter[str]) -> tuple[str, ...]:
 # the order their flows close give the very report the time-sorted list gives.
 
 
-def _bump(counts: dict[Any, int], first: dict[Any, int], key: Any, rank: int,
-          late: bool) -> None:
-    """counts[key] += 1, remembering the lowest rank at which ``key`` was seen."""
-    n = counts.get(key)
-    if n is None:
-        counts[key] = 1
-        first[key] = rank
-    else:
-        counts[key] = n + 1
-        if late and rank < first[key]:
-            first[key] = rank
-
-
-def _ordered(counts: dict[Any, int], first: dict[Any, int], reorder: bool) -> Counter[Any]:
-    """A Counter whose keys are in first-seen (lowest rank) order."""
-    if reorder and len(counts) > 1:
-        return Counter({k: counts[k] for k in sorted(counts, key=first.__getitem__)})
-    return Counter(counts)
-
-
 class _Tally:
     """A count per key plus the rank each key was first seen at. The dicts are made at the
-    first key: a client's group leaves most of its tallies empty, and there can be a great
-    many clients."""
+    first key. They hold only str / int keys and int values, so the garbage collector leaves
+    them untracked (a native object per key would double the objects every collection of a
+    long capture walks through)."""
 
     __slots__ = ("counts", "first")
 
@@ -343,17 +723,50 @@ class _Tally:
         return len(self.counts) if self.counts is not None else 0
 
     def add(self, key: Any, rank: int, late: bool) -> None:
+        """Count ``key`` once more, remembering the lowest rank it was seen at (only a
+        ``late`` handshake can lower it)."""
         counts = self.counts
-        if counts is None:
+        first = self.first
+        if counts is None or first is None:
             self.counts = {key: 1}
             self.first = {key: rank}
+            return
+        n = counts.get(key)
+        if n is None:
+            counts[key] = 1
+            first[key] = rank
         else:
-            _bump(counts, self.first, key, rank, late)  # type: ignore[arg-type]
+            counts[key] = n + 1
+            if late and rank < first[key]:
+                first[key] = rank
 
     def counter(self, reorder: bool) -> Counter[Any]:
-        if self.counts is None or self.first is None:
+        """A Counter whose keys are in first-seen (lowest rank) order."""
+        counts = self.counts
+        first = self.first
+        if counts is None or first is None:
             return Counter()
-        return _ordered(self.counts, self.first, reorder)
+        if reorder and len(counts) > 1:
+            return Counter({k: counts[k] for k in sorted(counts, key=first.__getitem__)})
+        return Counter(counts)
+
+
+def _counter(t: _Tally | None, reorder: bool) -> Counter[Any]:
+    """``t.counter(reorder)``; empty for a tally never made."""
+    return t.counter(reorder) if t is not None else Counter()
+
+
+def _ranked_tally(t: _Tally | None, reorder: bool) -> tuple[Any, ...]:
+    """``_ranked(_counter(t, reorder))`` without building the Counter: most seen first, ties
+    in first-seen order (``Counter.most_common`` is a stable sort by count)."""
+    if t is None or t.counts is None or t.first is None:
+        return ()
+    counts = t.counts
+    if len(counts) == 1:
+        return tuple(counts)
+    keys: list[Any] = sorted(counts, key=t.first.__getitem__) if reorder else list(counts)
+    keys.sort(key=counts.__getitem__, reverse=True)
+    return tuple(keys)
 
 
 class _Acc:
@@ -374,6 +787,7 @@ class _Acc:
         "ja3",
         "ja4",
         "ja4_without",
+        "label",
         "last",
         "malformed",
         "ms_other",
@@ -393,18 +807,19 @@ class _Acc:
 
     def __init__(self, examples: bool = False) -> None:
         # examples=True: a server endpoint's group (see add()).
+        self.label = ""  # a server endpoint's "ip:port" text
         self.attempts = 0
         self.with_sni = 0
         self.without_sni = 0
         self.unknown = 0
         self.malformed = 0
         self.outcomes = _Tally()
-        self.outcomes_with = _Tally()
-        self.outcomes_without = _Tally()
-        self.names = _Tally()
-        self.ja3 = _Tally()
-        self.ja4 = _Tally()
-        self.ja4_without = _Tally()
+        self.outcomes_with: _Tally | None = None
+        self.outcomes_without: _Tally | None = None
+        self.names: _Tally | None = None
+        self.ja3: _Tally | None = None
+        self.ja4: _Tally | None = None
+        self.ja4_without: _Tally | None = None
         self.ms_other: array[float] = array("d")
         self.ms_without: array[float] = array("d")
         self.first: int | None = None
@@ -412,38 +827,49 @@ class _Acc:
         # A client's servers are ranked (ClientSummary.servers); a server only counts its
         # clients, so a plain set does (no count or rank per client).
         # (Server-only containers are None in client groups: an empty set costs 216 bytes.)
-        self.peers = _Tally()
+        self.peers: _Tally | None = None
         self.peer_set: set[str] | None = set() if examples else None
         # Only how many there are and their counts matter here: no rank needed.
-        self.peers_without: Counter[str] | None = Counter() if examples else None
-        self.unknown_reasons = _Tally()
-        # lowest-ranked handshake per (sni group, outcome), as (rank, example text); only
+        self.peers_without: dict[str, int] | None = {} if examples else None
+        self.unknown_reasons: _Tally | None = None
+        # lowest-ranked handshake per sni group and outcome, as (rank, example text); only
         # server endpoints need them ("example flow" evidence)
-        self.examples: dict[tuple[str, str], tuple[int, str | None]] | None = (
+        self.examples: dict[str, dict[str, tuple[int, str | None]]] | None = (
             {} if examples else None
         )
 
-    def add(self, h: Handshake, peer: str, rank: int, late: bool) -> None:
+    def add(self, h: Handshake, peer: str, rank: int, late: bool, outcome: str, status: str,
+            ms: float | None, sni: str | None, ja3: str | None, ja4: str | None,
+            ts: int) -> None:
+        """Count ``h`` (its fields already read by the caller) with ``peer``, the other side's
+        text."""
         self.attempts += 1
-        outcome = h.outcome
         self.outcomes.add(outcome, rank, late)
-        status = h.sni_status
-        ms = h.outcome_ms
         # Only server endpoints (the groups with examples) need outcomes_with, peers_without
         # and unknown_reasons: the verdict rules read them, ClientSummary does not.
         ex = self.examples
         if status == "present":
             self.with_sni += 1
             if ex is not None:
-                self.outcomes_with.add(outcome, rank, late)
+                t = self.outcomes_with
+                if t is None:
+                    t = self.outcomes_with = _Tally()
+                t.add(outcome, rank, late)
             group = "with"
-        elif status in ("absent", "empty"):
+        elif status == "absent" or status == "empty":
             self.without_sni += 1
-            self.outcomes_without.add(outcome, rank, late)
-            if self.peers_without is not None:
-                self.peers_without[peer] += 1
-            if h.ja4:
-                self.ja4_without.add(h.ja4, rank, late)
+            t = self.outcomes_without
+            if t is None:
+                t = self.outcomes_without = _Tally()
+            t.add(outcome, rank, late)
+            pw = self.peers_without
+            if pw is not None:
+                pw[peer] = pw.get(peer, 0) + 1
+            if ja4:
+                t = self.ja4_without
+                if t is None:
+                    t = self.ja4_without = _Tally()
+                t.add(ja4, rank, late)
             if ms is not None:
                 self.ms_without.append(ms)
                 ms = None
@@ -455,27 +881,46 @@ class _Acc:
             # "unknown" and anything unexpected: never counted as without SNI.
             self.unknown += 1
             if ex is not None:
-                self.unknown_reasons.add(h.unknown_reason or "unknown", rank, late)
+                t = self.unknown_reasons
+                if t is None:
+                    t = self.unknown_reasons = _Tally()
+                t.add(h.unknown_reason or "unknown", rank, late)
             group = "unknown"
         if ms is not None:
             self.ms_other.append(ms)
         if ex is not None:
-            old = ex.get((group, outcome))
+            by_outcome = ex.get(group)
+            if by_outcome is None:
+                by_outcome = ex[group] = {}
+            old = by_outcome.get(outcome)
             if old is None or (late and rank < old[0]):
-                ex[(group, outcome)] = (rank, _example(h))
-        if h.sni:
-            self.names.add(h.sni, rank, late)
-        if h.ja3:
-            self.ja3.add(h.ja3, rank, late)
-        if h.ja4:
-            self.ja4.add(h.ja4, rank, late)
-        ts = h.ts_ns
-        if self.first is None or ts < self.first:
+                by_outcome[outcome] = (rank, _example(h))
+        if sni:
+            t = self.names
+            if t is None:
+                t = self.names = _Tally()
+            t.add(sni, rank, late)
+        if ja3:
+            t = self.ja3
+            if t is None:
+                t = self.ja3 = _Tally()
+            t.add(ja3, rank, late)
+        if ja4:
+            t = self.ja4
+            if t is None:
+                t = self.ja4 = _Tally()
+            t.add(ja4, rank, late)
+        first = self.first
+        if first is None or ts < first:
             self.first = ts
-        if self.last is None or ts > self.last:
+        last = self.last
+        if last is None or ts > last:
             self.last = ts
         if self.peer_set is None:
-            self.peers.add(peer, rank, late)
+            t = self.peers
+            if t is None:
+                t = self.peers = _Tally()
+            t.add(peer, rank, late)
         else:
             self.peer_set.add(peer)
 
@@ -486,13 +931,17 @@ class _Acc:
         return _median_of(self.ms_without)
 
     def example(self, group: str, outcome: str) -> str | None:
-        e = self.examples.get((group, outcome)) if self.examples is not None else None
+        by_outcome = self.examples.get(group) if self.examples is not None else None
+        e = by_outcome.get(outcome) if by_outcome is not None else None
         return e[1] if e is not None else None
 
     def first_example(self) -> str | None:
         if not self.examples:
             return None
-        return min(self.examples.values(), key=lambda e: e[0])[1]
+        return min(
+            (e for by_outcome in self.examples.values() for e in by_outcome.values()),
+            key=lambda e: e[0],
+        )[1]
 
 
 @mypyc_attr(native_class=False)
@@ -736,7 +1185,6 @@ class ReportBuilder:
         self._kept: list[Handshake] = []
         self._clients: dict[str, _Acc] = {}
         self._servers: dict[tuple[str, int], _Acc] = {}
-        self._endpoints: dict[tuple[str, int], str] = {}
         self._alerts_without: dict[tuple[str, int], _Tally] = {}
         self._alerts_with: dict[tuple[str, int], _Tally] = {}
         self._seq = 0
@@ -762,11 +1210,17 @@ class ReportBuilder:
 
     def add(self, h: Handshake) -> None:
         """Count one handshake into every view."""
+        # Hot (once per handshake of the capture): the fields are read from the instance
+        # dict, once each, and handed down typed.
+        d = h.__dict__
+        ts: int = d["ts_ns"]
         seq = self._seq
         self._seq = seq + 1
         if self.by_time:
-            frame = h.frame if 0 <= h.frame < _FRAME_SPAN else _FRAME_SPAN - 1
-            rank = (h.ts_ns * _FRAME_SPAN + frame) * _SEQ_SPAN + seq
+            frame: int = d["frame"]
+            if not 0 <= frame < _FRAME_SPAN:
+                frame = _FRAME_SPAN - 1
+            rank = (ts * _FRAME_SPAN + frame) * _SEQ_SPAN + seq
         else:
             rank = seq
         late = rank < self._max_rank
@@ -776,13 +1230,17 @@ class ReportBuilder:
             self._max_rank = rank
         if self.keep_handshakes:
             self._kept.append(h if self.keep_client_hello else _without_client_hello(h))
-        status = h.sni_status
-        self._status[status] = self._status.get(status, 0) + 1
-        self._outcomes[h.outcome] = self._outcomes.get(h.outcome, 0) + 1
-        ts = h.ts_ns
-        if self._first_ts is None or ts < self._first_ts:
+        status: str = d["sni_status"]
+        outcome: str = d["outcome"]
+        counts = self._status
+        counts[status] = counts.get(status, 0) + 1
+        counts = self._outcomes
+        counts[outcome] = counts.get(outcome, 0) + 1
+        first = self._first_ts
+        if first is None or ts < first:
             self._first_ts = ts
-        if self._last_ts is None or ts > self._last_ts:
+        last = self._last_ts
+        if last is None or ts > last:
             self._last_ts = ts
         if status == "unknown":
             self._reasons.add(h.unknown_reason or "unknown", rank, late)
@@ -793,28 +1251,38 @@ class ReportBuilder:
         ):
             self._ex_malformed = (rank, _example(h))
 
-        key = (h.server_ip, h.server_port)
-        c = self._clients.get(h.client_ip)
+        client_ip: str = d["client_ip"]
+        server_ip: str = d["server_ip"]
+        server_port: int = d["server_port"]
+        ms: float | None = d["outcome_ms"]
+        sni: str | None = d["sni"]
+        ja3: str | None = d["ja3"]
+        ja4: str | None = d["ja4"]
+        key = (server_ip, server_port)
+        c = self._clients.get(client_ip)
         if c is None:
-            c = self._clients[h.client_ip] = _Acc()
+            c = self._clients[client_ip] = _Acc()
         s = self._servers.get(key)
         if s is None:
             s = self._servers[key] = _Acc(examples=True)
-            self._endpoints[key] = _endpoint(h.server_ip, h.server_port)
+            s.label = _endpoint(server_ip, server_port)
         # One shared text per endpoint: every client's tally of it holds the same string.
-        c.add(h, self._endpoints[key], rank, late)
-        s.add(h, h.client_ip, rank, late)
-        if h.outcome == "alert" and h.alert is not None:
-            if status in ("absent", "empty"):
+        c.add(h, s.label, rank, late, outcome, status, ms, sni, ja3, ja4, ts)
+        s.add(h, client_ip, rank, late, outcome, status, ms, sni, ja3, ja4, ts)
+        if outcome == "alert":
+            alert: int | None = d["alert"]
+            if alert is None:
+                return
+            if status == "absent" or status == "empty":
                 t = self._alerts_without.get(key)
                 if t is None:
                     t = self._alerts_without[key] = _Tally()
-                t.add(h.alert, rank, late)
+                t.add(alert, rank, late)
             elif status == "present":
                 t = self._alerts_with.get(key)
                 if t is None:
                     t = self._alerts_with[key] = _Tally()
-                t.add(h.alert, rank, late)
+                t.add(alert, rank, late)
 
     def build(self, issues: Sequence[Issue] = (), stats: CaptureStats | None = None) -> Report:
         """The report over every handshake added, with the reading's issues and counters.
@@ -853,17 +1321,17 @@ class ReportBuilder:
                 unknown=a.unknown,
                 malformed=a.malformed,
                 outcomes=a.outcomes.counter(reorder),
-                outcomes_without_sni=a.outcomes_without.counter(reorder),
-                names=_ranked(a.names.counter(reorder)),
-                ja3=_ranked(a.ja3.counter(reorder)),
-                ja4=_ranked(a.ja4.counter(reorder)),
+                outcomes_without_sni=_counter(a.outcomes_without, reorder),
+                names=_ranked_tally(a.names, reorder),
+                ja3=_ranked_tally(a.ja3, reorder),
+                ja4=_ranked_tally(a.ja4, reorder),
                 typical_ms=a.typical_ms(),
                 typical_ms_without_sni=a.typical_ms_without(),
                 first_seen_ns=a.first,
                 last_seen_ns=a.last,
-                servers=_ranked(a.peers.counter(reorder)),
+                servers=_ranked_tally(a.peers, reorder),
                 known_source=known_source(ip),
-                ja4_without_sni=_ranked(a.ja4_without.counter(reorder)),
+                ja4_without_sni=_ranked_tally(a.ja4_without, reorder),
             )
             for ip, a in self._clients.items()
         ]
@@ -896,8 +1364,8 @@ class ReportBuilder:
                     outcomes_with_sni=g.outcomes_with,
                     outcomes_without_sni=g.outcomes_without,
                     names=_ranked(g.names),
-                    ja3=_ranked(a.ja3.counter(reorder)),
-                    ja4=_ranked(a.ja4.counter(reorder)),
+                    ja3=_ranked_tally(a.ja3, reorder),
+                    ja4=_ranked_tally(a.ja4, reorder),
                     clients=len(a.peer_set or ()),
                     clients_without_sni=len(g.peers_without),
                     typical_ms=g.typical_ms,
@@ -939,11 +1407,11 @@ class _Group:
         self.unknown = a.unknown
         self.malformed = a.malformed
         self.outcomes = a.outcomes.counter(reorder)
-        self.outcomes_with = a.outcomes_with.counter(reorder)
-        self.outcomes_without = a.outcomes_without.counter(reorder)
-        self.names = a.names.counter(reorder)
-        self.unknown_reasons = a.unknown_reasons.counter(reorder)
-        self.peers_without = a.peers_without if a.peers_without is not None else Counter()
+        self.outcomes_with = _counter(a.outcomes_with, reorder)
+        self.outcomes_without = _counter(a.outcomes_without, reorder)
+        self.names = _counter(a.names, reorder)
+        self.unknown_reasons = _counter(a.unknown_reasons, reorder)
+        self.peers_without = Counter(a.peers_without or {})
         self.typical_ms = a.typical_ms()
         self.typical_ms_without = a.typical_ms_without()
 

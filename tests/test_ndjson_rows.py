@@ -1,23 +1,47 @@
-"""The CLI's direct ndjson row writer gives exactly the JSON encoder's text."""
+"""The direct ndjson / CSV row writers give exactly the JSON encoder's and csv.writer's text."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 from pathlib import Path
 
 import pytest
 
 import sniparse
-from sniparse import cli
+from sniparse import report
 from sniparse.errors import SniparseError
 from sniparse.flows import Handshake
-from sniparse.report import handshake_to_dict
+from sniparse.report import HANDSHAKE_COLUMNS, handshake_to_dict
 
 
 def _encoded(h: Handshake) -> str:
-    return cli._ENCODER.encode(handshake_to_dict(h)) + "\n"
+    return report._ENCODER.encode(handshake_to_dict(h)) + "\n"
+
+
+def _csv_value(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return ";".join(str(x) for x in v)
+    return str(v)
+
+
+def _written(h: Handshake) -> str:
+    """The CSV line csv.writer writes for ``handshake_to_dict(h)``."""
+    d = handshake_to_dict(h)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_csv_value(d[c]) for c in HANDSHAKE_COLUMNS])
+    return buf.getvalue()
+
+
+def _check_rows(h: Handshake) -> None:
+    assert report._ndjson_row(h) == _encoded(h), h
+    assert report._csv_row(h) == _written(h), h
 
 
 def _captures(root: Path) -> list[Path]:
@@ -30,7 +54,7 @@ def _check_file(path: Path) -> int:
     except SniparseError:
         return 0
     for h in hs:
-        assert cli._ndjson_line(h) == _encoded(h), (path, h)
+        _check_rows(h)
     return len(hs)
 
 
@@ -78,10 +102,24 @@ def sample(fixtures_dir: Path) -> Handshake:
         {"vlan": (10, 20)},
         {"detail": 3.5},
         {"segments": True},
+        {"sni": 'a,b"c', "detail": "line\nbreak", "history": "cr\rhere"},
+        {"detail": "nul\x00", "alpn": ("x,y", 'q"')},
+        {"detail": "", "sni": " spaced ", "alpn": ("",)},
+        {"alpn": (True, None)},
+        {"vlan": (1.5,)},
+        {"client_port": 2**80, "alert": -3},
+        {"sni": type("S", (str,), {})("subclass")},
+        {"frame": -1, "ts_ns": 2**63},
     ],
 )
 def test_rows_match_encoder_on_odd_values(sample: Handshake, changes: dict[str, object]) -> None:
     # Handshake is frozen: fill the instance dict of a copy, as the flow table does.
     h = dataclasses.replace(sample)
     h.__dict__.update(changes)
-    assert cli._ndjson_line(h) == _encoded(h)
+    _check_rows(h)
+
+
+def test_csv_header_is_the_writers() -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(HANDSHAKE_COLUMNS)
+    assert report._CSV_HEADER == buf.getvalue()

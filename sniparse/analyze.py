@@ -30,9 +30,9 @@ connection of ~10 packets, spread over many small steps (per packet: framing, de
 the flow state machine, reassembly; per connection: the ClientHello parse ~10 µs, the
 server's reaction ~5 µs, fingerprints, the record).
 
-Several independent captures can be analysed in parallel processes
-(:class:`ParallelAnalysis`, the CLI's ``--jobs``); a rotated set is one capture and is
-read in one process (the class notes say why).
+Several files -- a rotated set or separate captures -- can be read in parallel processes
+with the answer of one sequential read (:class:`ParallelAnalysis`, the CLI's ``--jobs``;
+the class notes say how connections crossing a file boundary are followed).
 
 Memory: nothing here keeps per-packet state. ``iter_handshakes`` yields each handshake as
 its flow is decided, so a caller that streams holds only the live flow table.
@@ -44,6 +44,7 @@ import importlib
 import os
 import re
 import socket
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import IO, Final, NamedTuple, Union, cast
@@ -51,7 +52,7 @@ from typing import IO, Final, NamedTuple, Union, cast
 from . import _fastpath, decode
 from ._compiled import mypyc_attr
 from ._fastpath import Skipper
-from .capture import CaptureReader
+from .capture import CaptureReader, Record
 from .decode import decode_segment, decode_segment_key, fast_key
 from .errors import Issue, Issues
 from .flows import FlowTable, Handshake
@@ -338,26 +339,26 @@ class _IssueList(list[Issue]):
         return list(self)
 
 
-def _analyse_file(args: tuple[list[list[str]], int, float, int, str]) -> _PartResult:
+def _analyse_file(args: tuple[list[list[str]], list[_Span], int, float, int, str]) -> _PartResult:
     """One worker's job in :class:`ParallelAnalysis`: part ``g`` of the capture (the files
     of ``parts[g]``, read merged), then the look-ahead into the parts after it.
 
     The part is read like a capture of its own, except that its live flows are not closed
     at its end: the following parts are read on, and every packet whose key this table
     still holds (a live flow or a tombstone, :meth:`FlowTable.held_keys`) is fed, part by
-    part, until no key is held or the capture ends. Look-ahead packets are not counted in
-    the frame, byte or segment statistics (the part they belong to counts them).
+    part, until no key is held or the capture ends. A part with no packet of a held key
+    (``spans``: its key hashes) is not read: only its time passes (idle sweeps once a
+    second of its time span). Look-ahead packets are not counted in the frame, byte or
+    segment statistics (the part they belong to counts them).
 
     Frame numbers (handshakes, issues) count from the start of part ``g``: the caller adds
     the frames of the parts before it. Returns :class:`_PartResult`."""
-    parts, g, idle_timeout, max_flows, fastpath = args
+    parts, spans, g, idle_timeout, max_flows, fastpath = args
     run = Analysis(parts[g], idle_timeout=idle_timeout, max_flows=max_flows, fastpath=fastpath)
     table = run.table
     table.tally = {}
     table.defer_finish = True
-    # The parsed ClientHello stays in the worker: everything reported is in the other
-    # fields, and it would only cost pickling.
-    hs = [replace(h, client_hello=None) for h in run]
+    hs = [_without_hello(h) for h in run]
     own_stats = run.stats()
     follow: dict[bytes, int] = {}
     base = run.frames
@@ -370,6 +371,16 @@ def _analyse_file(args: tuple[list[list[str]], int, float, int, str]) -> _PartRe
             break
         for k in held:
             follow[_canonical(k)] = u
+        span = spans[u]
+        if span.keys.isdisjoint([zlib.crc32(k) for k in held]):
+            # None of the held keys has a packet here: only time passes.
+            if span.first is not None:
+                while next_expire <= span.hi:
+                    hs.extend(_without_hello(h) for h in table.expire(next_expire))
+                    next_expire += _EXPIRE_EVERY_NS
+            base += span.frames
+            held = table.held_keys()
+            continue
         n = 0
         for rec in CaptureReader(parts[u], Issues(), progress=None):
             n += 1
@@ -392,16 +403,16 @@ def _analyse_file(args: tuple[list[list[str]], int, float, int, str]) -> _PartRe
             if seg is not None:
                 out = table.feed(seg, key)
                 if out:
-                    hs.extend(replace(h, client_hello=None) for h in out)
+                    hs.extend(_without_hello(h) for h in out)
             if ts >= next_expire:
                 next_expire = ts + _EXPIRE_EVERY_NS
                 expired = table.expire(ts)
                 if expired:
-                    hs.extend(replace(h, client_hello=None) for h in expired)
+                    hs.extend(_without_hello(h) for h in expired)
         base += n
         held = table.held_keys()
     table.defer_finish = False
-    hs.extend(replace(h, client_hello=None) for h in table.finish())
+    hs.extend(_without_hello(h) for h in table.finish())
     tally: dict[bytes, dict[str, int]] = {}
     for k, per in (table.tally or {}).items():
         ck = _canonical(k)
@@ -533,7 +544,9 @@ class ParallelAnalysis:
         workers = max(1, min(self.jobs, len(self.paths)))
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
             spans = list(ex.map(_file_span, self.paths))
-            parts = self.parts = _cut_parts(self.paths, spans)
+            parts = self.parts = _cut_parts(self.paths, [sp[:3] for sp in spans])
+            by_path = dict(zip(self.paths, spans))
+            part_spans = [_part_span([by_path[p] for p in part]) for part in parts]
             together = [p for p in parts if len(p) > 1]
             detail = (
                 f"{len(self.paths)} files read in {len(parts)} parts by parallel processes "
@@ -547,7 +560,7 @@ class ParallelAnalysis:
                 )
             self.issues.append(Issue("info", "capture", detail))
             args = [
-                (parts, g, self.idle_timeout, self.max_flows, self.fastpath)
+                (parts, part_spans, g, self.idle_timeout, self.max_flows, self.fastpath)
                 for g in range(len(parts))
             ]
             stats: list[CaptureStats] = []
@@ -660,11 +673,21 @@ class _PartResult(NamedTuple):
     tally: dict[bytes, dict[str, int]]   # canonical key -> its flow counters in this worker
 
 
-def _file_span(path: str) -> tuple[int | None, int | None, int | None]:
-    """A file's first, lowest and highest record timestamp (None when it has no record)."""
+_FileSpan = tuple[int | None, int | None, int | None, int, frozenset[int]]
+
+
+def _file_span(path: str) -> _FileSpan:
+    """A file's first, lowest and highest record timestamp (None when it has no record),
+    its record count, and the CRC-32 of the direction key of each TCP packet in it (a
+    look-ahead reads the file only when a key it follows may be there)."""
     first: int | None = None
     lo = hi = 0
+    n = 0
+    keys: set[bytes] = set()
+    scratch = Issues()
+    counters: dict[str, int] = {}
     for rec in CaptureReader([path], Issues(), progress=None, record_type=tuple):
+        n += 1
         ts: int = rec[1]
         if first is None:
             first = lo = hi = ts
@@ -672,9 +695,37 @@ def _file_span(path: str) -> tuple[int | None, int | None, int | None]:
             lo = ts
         elif ts > hi:
             hi = ts
+        fk = fast_key(rec[2], rec[3])
+        if fk is not None:
+            keys.add(fk[0])
+        else:
+            seg = decode_segment(Record(*rec), scratch, counters)
+            if seg is not None:
+                keys.add(flow_key(seg.src, seg.dst, seg.sport, seg.dport))
     if first is None:
-        return None, None, None
-    return first, lo, hi
+        return None, None, None, n, frozenset()
+    return first, lo, hi, n, frozenset(zlib.crc32(k) for k in keys)
+
+
+class _Span(NamedTuple):
+    """A part's first timestamp (None: no records), highest timestamp, record count and
+    key hashes (see :func:`_file_span`)."""
+
+    first: int | None
+    hi: int
+    frames: int
+    keys: frozenset[int]
+
+
+def _part_span(files: list[_FileSpan]) -> _Span:
+    firsts = [f[0] for f in files if f[0] is not None]
+    his = [f[2] for f in files if f[2] is not None]
+    return _Span(
+        min(firsts) if firsts else None,
+        max(his) if his else 0,
+        sum(f[3] for f in files),
+        frozenset().union(*(f[4] for f in files)),
+    )
 
 
 def _cut_parts(
@@ -742,4 +793,17 @@ def _shift_frame(h: Handshake, base: int) -> Handshake:
     detail = h.detail
     if detail is not None and "in frame " in detail:
         detail = _IN_FRAME.sub(lambda m: f"in frame {int(m.group(1)) + base}", detail)
-    return replace(h, frame=h.frame + base, detail=detail)
+    out: Handshake = object.__new__(Handshake)
+    out.__dict__.update(h.__dict__)
+    out.__dict__["frame"] = h.frame + base
+    out.__dict__["detail"] = detail
+    return out
+
+
+def _without_hello(h: Handshake) -> Handshake:
+    """``h`` without its parsed ClientHello (it stays in the worker: everything reported
+    is in the other fields, and it would only cost pickling). ``h`` is fresh from the
+    flow table and nobody else holds it, so it is changed in place (``dataclasses.replace``
+    costs ~20 µs a record)."""
+    h.__dict__["client_hello"] = None
+    return h

@@ -8,7 +8,7 @@ scan (``sniparse._fastpath``). All must agree on handshakes, issues and statisti
 capture, and generated bulk captures in every pcap variant the scan reads. The C functions
 are also checked one by one against their Python counterparts (the scans on intact and
 damaged buffers, ``segment`` on every fixture and corpus frame and on mutated frames), and
-``--jobs`` against separate runs.
+``--jobs`` on separate captures against one sequential read.
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ def test_bad_mode() -> None:
         Analysis(b"", fastpath="fast")
 
 
-# -- --jobs: independent captures in worker processes ---------------------------------------
+# -- --jobs: separate captures in worker processes (rotated sets: test_jobs_rotated.py) -----
 
 
 def test_parallel_analysis_equals_separate_runs(bulk_sll2: bytes, tmp_path: Path) -> None:

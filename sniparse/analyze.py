@@ -469,7 +469,8 @@ class ParallelAnalysis:
       record after it; files whose time ranges overlap (two interfaces captured apart)
       stay in one part and are read merged by one worker. The merged read of the whole set
       is then exactly the parts' records one part after the other. (A first parallel pass
-      reads each file's first, lowest and highest timestamp.)
+      reads each file's first, lowest and highest timestamp, its record count and the
+      CRC-32 of each TCP direction key in it.)
     * **Workers.** Worker ``g`` reads part ``g`` from an empty flow table. The only keys
       whose packets a table that saw the whole capture would treat differently are the
       keys it still holds at the cut: live flows and tombstones (closed flows' keys, whose
@@ -494,15 +495,23 @@ class ParallelAnalysis:
     count ``bulk_skipped`` differently (which packets a worker skips unread). Two things a
     table shares between keys are per worker, so exactness assumes (a) that no part's flow
     table reaches ``max_flows`` (evictions pick the oldest flow of the whole table) and (b)
-    that no flow sits silent for between ``idle_timeout`` and 1.125 ``idle_timeout`` + 1 s
-    and no stray packet comes 60 s to 1.125 × 60 s + 1 s after its connection closed: the
-    idle sweeps run once a second of capture time from the first packet a worker reads,
-    so near the start of a part they fall at other moments than in one sequential read.
+    that no flow sits silent for between ``idle_timeout`` and 1.125 ``idle_timeout`` + 1 s,
+    and no stray packet comes between ``min(idle_timeout, 60 s)`` and that plus
+    ``idle_timeout`` / 8 + 1 s after its connection closed: the idle sweeps (once a second
+    of capture time, a table scan every ``idle_timeout`` / 8) are scheduled from the first
+    packet a worker reads, so they may fall at other moments than in one sequential read,
+    and only such borderline silences depend on the moment. (``tcp_segments`` also
+    assumes that no packet the fast key reader accepts is rejected by the full decoder.)
     ``Handshake.client_hello`` is None. One ``info`` issue says how the set was split.
 
-    Cost: each worker reads its part, then the following parts' record headers and keys
-    while it still follows a flow (a connection that lasts the whole capture keeps the
-    first worker reading to the end; packets of other keys are not decoded).
+    Cost: the first pass reads every record once more; each worker reads its part, then
+    the records of each following part where a key it follows has packets (key hashes
+    from the first pass; packets of other keys are not decoded), while it still follows
+    one: a connection that lasts the whole capture keeps the first worker reading to the
+    end. Measured (2 shared CPUs, the 501k-packet handshake benchmark capture cut in 4
+    files): 6.1 CPU seconds in all against 4.7 for the sequential read of the same files
+    (0.7 s first pass, ~0.45 s look-ahead per worker, the rest per-handshake work done
+    once); the wall time divides by the free CPUs.
 
     Raises :class:`sniparse.NotACaptureError` at once when a file is not a readable
     capture (all files are checked before any work starts).

@@ -197,7 +197,9 @@ def test_scenarios_split_everywhere(path: Path, tmp_path: Path) -> None:
 
 
 def test_short_idle_timeout(bulk_capture: bytes, tmp_path: Path) -> None:
-    """Flows expire and tombstones age out while keys are followed across files."""
+    """Flows expire and tombstones age out while keys are followed across files (no
+    silence here falls in the window where the moment of an idle sweep decides, see the
+    ParallelAnalysis notes)."""
     n = len(_records(bulk_capture)[1])
     cuts = random.Random(3).sample(range(1, n), 6)
     _check(_split(bulk_capture, cuts, tmp_path, "idle"), idle_timeout=0.05)
@@ -213,3 +215,19 @@ def test_cut_parts_ties_and_empty_files() -> None:
     # A file whose records go back in time below the next file's: no cut there.
     spans = [(10, 10, 20), (21, 5, 30), (31, 31, 40), (None, None, None), (None, None, None)]
     assert _cut_parts(paths, spans) == [["d"], ["e"], ["a", "b"], ["c"]]
+
+
+def test_cli_jobs_on_a_rotated_set(handshake_capture: bytes, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sniparse.cli import cli
+
+    n = len(_records(handshake_capture)[1])
+    paths = _split(handshake_capture, [n // 3, 2 * n // 3], tmp_path, "cli")
+    runner = CliRunner()
+    out = {}
+    for args in ([], ["--jobs", "2"]):
+        r = runner.invoke(cli, [*args, "--format", "ndjson", *paths])
+        assert r.exit_code == 0, r.output
+        out[bool(args)] = sorted(r.output.splitlines())
+    assert out[True] == out[False]

@@ -514,7 +514,8 @@ class ParallelAnalysis:
     once); the wall time divides by the free CPUs.
 
     Raises :class:`sniparse.NotACaptureError` at once when a file is not a readable
-    capture (all files are checked before any work starts).
+    capture (all files are checked before any work starts). Standard input (``"-"``)
+    among the files can be read only once, so such a set is read sequentially here.
     """
 
     def __init__(
@@ -528,9 +529,18 @@ class ParallelAnalysis:
         fastpath: str = "auto",
     ) -> None:
         self.paths = [os.fspath(s) for s in sources]
-        # Opens and sniffs every file: a bad one fails here, in the caller's process.
-        reader = CaptureReader(list(self.paths), Issues(), progress=None)
-        self.bytes_total = reader.bytes_total
+        #: Standard input can be read once, by one process: then the set is read here,
+        #: sequentially (the same answer).
+        self._stdin_run: Analysis | None = None
+        if "-" in self.paths:
+            self._stdin_run = Analysis(
+                self.paths, idle_timeout=idle_timeout, max_flows=max_flows, fastpath=fastpath
+            )
+            self.bytes_total = self._stdin_run.reader.bytes_total
+        else:
+            # Opens and sniffs every file: a bad one fails here, in the caller's process.
+            reader = CaptureReader(list(self.paths), Issues(), progress=None)
+            self.bytes_total = reader.bytes_total
         self.jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
@@ -548,6 +558,19 @@ class ParallelAnalysis:
 
         self.issues.clear()
         self._stats = None
+        if self._stdin_run is not None:
+            run = self._stdin_run
+            yield from (_without_hello(h) for h in run)
+            self.issues.append(
+                Issue("info", "capture", f"{len(self.paths)} files read in one process "
+                      "(--jobs): standard input can be read only once")
+            )
+            self.issues.extend(run.issues.to_list())
+            self._stats = run.stats()
+            self.parts = [list(self.paths)]
+            if self.progress is not None:
+                self.progress(1, 1)
+            return
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
         workers = max(1, min(self.jobs, len(self.paths)))

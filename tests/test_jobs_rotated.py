@@ -231,3 +231,20 @@ def test_cli_jobs_on_a_rotated_set(handshake_capture: bytes, tmp_path: Path) -> 
         assert r.exit_code == 0, r.output
         out[bool(args)] = sorted(r.output.splitlines())
     assert out[True] == out[False]
+
+
+def test_jobs_with_standard_input(handshake_capture: bytes, tmp_path: Path) -> None:
+    """Standard input among the files is read once, so the set is read in one process."""
+    from click.testing import CliRunner
+
+    from sniparse.cli import cli
+
+    n = len(_records(handshake_capture)[1])
+    first, second = sorted(_split(handshake_capture, [n // 2], tmp_path, "stdin"))
+    runner = CliRunner()
+    want = runner.invoke(cli, ["--format", "ndjson", first, second])
+    got = runner.invoke(
+        cli, ["--jobs", "2", "--format", "ndjson", first, "-"], input=Path(second).read_bytes()
+    )
+    assert got.exit_code == 0, got.output
+    assert sorted(got.output.splitlines()) == sorted(want.output.splitlines())

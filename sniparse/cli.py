@@ -654,10 +654,11 @@ Exit status: 0 done, 1 not a readable capture, 2 usage error,
                    "in memory). Example: --ingress-log envoy.log")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
               metavar="N",
-              help="Analyse several CAPTURE files as independent captures, N worker processes "
-                   "at a time (0: one per CPU), and report them together. Not for a rotated "
-                   "set: its flows cross file boundaries, so read it without --jobs. "
-                   "Example: --jobs 4 host1.pcap host2.pcap host3.pcap")
+              help="Read several CAPTURE files in N worker processes (0: one per CPU) with "
+                   "the answer of reading them as one capture: a rotated set may be split "
+                   "anywhere (connections crossing a file boundary are followed across), "
+                   "files whose times overlap are read together; frame numbers count in the "
+                   "whole set. Example: --jobs 4 cap.pcap*")
 @click.option("-q", "--quiet", is_flag=True,
               help="Text format: print only the verdict. Never show a progress bar. "
                    "Example: -q")

@@ -429,6 +429,13 @@ class FlowTable:
         self._tomb: dict[bytes, int] = {}        # closed flow key -> close time
         self._tomb_ttl = min(idle_timeout_ns, 60 * 10**9)
         self._next_scan = -(2**63)
+        # Hooks for reading a capture in parts (sniparse.analyze.ParallelAnalysis); unused
+        # (None / False) otherwise. See held_keys().
+        #: When a dict: every ``stats`` increment is also counted under the direction key
+        #: of the packet or flow it is about.
+        self.tally: dict[bytes, dict[str, int]] | None = None
+        #: When true, :meth:`finish` closes nothing: the caller goes on feeding.
+        self.defer_finish = False
 
     def __len__(self) -> int:
         """Live flows."""
@@ -476,6 +483,8 @@ class FlowTable:
                 and ((seg.seq + 1) & 0xFFFFFFFF) not in d0.isns
             ):
                 self.stats["port_reuse"] += 1
+                if self.tally is not None:
+                    self._tallied(key, "port_reuse")
                 out.extend(self._close(flow, at_end=False))
                 flow = None
         if flow is None:
@@ -483,6 +492,8 @@ class FlowTable:
             if tomb is not None:
                 if not pure_syn:
                     self.stats["after_close"] += 1
+                    if self.tally is not None:
+                        self._tallied(key, "after_close")
                     return out
                 del self._tomb[key]
                 rkey = flow_key(seg.dst, seg.src, seg.dport, seg.sport)
@@ -498,6 +509,8 @@ class FlowTable:
             self._flows[rkey] = flow
             self._live[flow] = None
             self.stats["flows_total"] += 1
+            if self.tally is not None:
+                self._tallied(key, "flows_total")
             d = a
         else:
             d = flow.a if key == flow.a.key else flow.b
@@ -542,6 +555,8 @@ class FlowTable:
         limit = now_ns - self.idle_timeout_ns
         for flow in [f for f in self._live if f.last_ts < limit]:
             self.stats["expired"] += 1
+            if self.tally is not None:
+                self._tallied(flow.a.key, "expired")
             out.extend(self._close(flow, at_end=False, idle=True))
         tlimit = now_ns - self._tomb_ttl
         if self._tomb:
@@ -550,12 +565,30 @@ class FlowTable:
         return out
 
     def finish(self) -> list[Handshake]:
-        """End of capture: close every live flow and return the remaining handshakes."""
+        """End of capture: close every live flow and return the remaining handshakes
+        (nothing while ``defer_finish`` is set)."""
         out: list[Handshake] = []
+        if self.defer_finish:
+            return out
         for flow in list(self._live):
             out.extend(self._close(flow, at_end=True))
         self._tomb.clear()
         return out
+
+    # -- reading a capture in parts (ParallelAnalysis) ---------------------------------
+    def held_keys(self) -> set[bytes]:
+        """Direction keys whose next packet this table would not treat as a stranger's: the
+        keys of live flows and of tombstones. A table that saw only part of a capture
+        differs from one that saw it all only in these keys' next packets."""
+        return set(self._flows) | set(self._tomb)
+
+    def _tallied(self, key: bytes, name: str) -> None:
+        tally = self.tally
+        if tally is not None:
+            per = tally.get(key)
+            if per is None:
+                per = tally[key] = {}
+            per[name] = per.get(name, 0) + 1
 
     # -- per packet ---------------------------------------------------------------------
     def _packet(self, flow: _Flow, d: _Dir, seg: Segment) -> None:
@@ -1048,6 +1081,8 @@ class FlowTable:
     def _evict(self) -> list[Handshake]:
         oldest = next(iter(self._live))
         self.stats["flow_table_full"] += 1
+        if self.tally is not None:
+            self._tallied(oldest.a.key, "flow_table_full")
         self.issues.add(
             "limit", "flow",
             f"flow table full ({self.max_flows} flows): oldest flows closed early",
@@ -1103,6 +1138,8 @@ class FlowTable:
             self._count_kind(flow)
             return None
         self.stats["tls"] += 1
+        if self.tally is not None:
+            self._tallied(flow.a.key, "tls")
         return self._build(flow, at_end=at_end, idle=idle)
 
     def _late_outcome(self, flow: _Flow) -> None:
@@ -1133,15 +1170,18 @@ class FlowTable:
         c = flow.client
         s = flow.server
         if c.first_data_ts >= 0 or s.first_data_ts >= 0:
-            self.stats["not_tls" if flow.syn_seen else "midstream"] += 1
+            kind = "not_tls" if flow.syn_seen else "midstream"
         elif not flow.syn_seen:
-            self.stats["midstream"] += 1
+            kind = "midstream"
         elif c.syn and s.rst and not s.synack:
-            self.stats["rejected_syn"] += 1
+            kind = "rejected_syn"
         elif c.syn and s.pkts == 0:
-            self.stats["syn_only"] += 1
+            kind = "syn_only"
         else:
-            self.stats["no_payload"] += 1
+            kind = "no_payload"
+        self.stats[kind] += 1
+        if self.tally is not None:
+            self._tallied(flow.a.key, kind)
 
     def _build(self, flow: _Flow, *, at_end: bool, idle: bool) -> Handshake:
         c = flow.client

@@ -16,6 +16,8 @@ not compiled: it opens files and decompresses (I/O bound), and its tests replace
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -58,8 +60,6 @@ def is_compiled(module: str = "flows") -> bool:
 
 def pure_requested() -> bool:
     """True when ``SNIPARSE_PURE`` asks for the pure-Python code (set, and not ``0``)."""
-    import os
-
     return os.environ.get("SNIPARSE_PURE", "") not in ("", "0")
 
 
@@ -70,10 +70,10 @@ class _SourceFinder:
         self.package_dir = package_dir
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> Any:
-        """A source spec for ``sniparse.<compiled module>``; None for anything else."""
-        import importlib.util
-        import os
+        """A source spec for ``sniparse.<compiled module>``; None for anything else.
 
+        Imports nothing itself: it is asked about every import, including those of the
+        modules it would use (they are imported at the top of this module)."""
         pkg, _, name = fullname.partition(".")
         if pkg != "sniparse" or name not in COMPILED_MODULES:
             return None

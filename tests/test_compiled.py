@@ -512,3 +512,20 @@ def test_no_compiled_module_is_older_than_its_source() -> None:
     if "_speedups" in modules:
         assert _mtime(PACKAGE / "_speedups.c") <= _mtime(modules["_speedups"]), (
             f"sniparse/_speedups.c edited since its build; {rebuild}")
+
+
+def test_pure_switch_in_a_bare_interpreter(tmp_path: Path) -> None:
+    # SNIPARSE_PURE installs an import finder; it must not import anything while it is asked
+    # about an import. `python -S` starts without `site`, so importlib.util is not loaded yet
+    # (an installed package meets this; a development checkout's editable finder hides it).
+    package_parent = str(Path(sniparse.__file__).resolve().parent.parent)
+    code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+            "assert 'importlib.util' not in sys.modules; "
+            "import sniparse, sniparse.flows as f, sniparse._compiled as c; "
+            "print(f.__file__, c.is_compiled())")
+    env = dict(os.environ, SNIPARSE_PURE="1")
+    r = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True,
+                       text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    where, compiled = r.stdout.split()
+    assert where.endswith("flows.py") and compiled == "False"

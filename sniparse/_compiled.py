@@ -16,6 +16,7 @@ not compiled: it opens files and decompresses (I/O bound), and its tests replace
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -61,6 +62,18 @@ def is_compiled(module: str = "flows") -> bool:
 def pure_requested() -> bool:
     """True when ``SNIPARSE_PURE`` asks for the pure-Python code (set, and not ``0``)."""
     return os.environ.get("SNIPARSE_PURE", "") not in ("", "0")
+
+
+def speedups(name: str) -> object:
+    """``sniparse._speedups.<name>`` (the hand-written C extension), or None when it is not
+    built or ``SNIPARSE_PURE`` asks for the Python code."""
+    if pure_requested():
+        return None
+    try:
+        mod = importlib.import_module("sniparse._speedups")
+    except ImportError:
+        return None
+    return getattr(mod, name, None)
 
 
 class _SourceFinder:

@@ -54,12 +54,11 @@ about 1.9 M frames/s.
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable
 from struct import Struct
 from typing import Final, cast
 
+from ._compiled import speedups
 from ._fastpath import key_at
 from .capture import Record
 from .errors import Issues
@@ -162,23 +161,12 @@ def _count(
 _TCP_HDR = Struct("!HHIIBBH")  # ports, seq, ack, data offset byte, flags, window
 
 
-def _c_segment() -> Callable[[type[Segment], Record], Segment | None] | None:
-    """``sniparse._speedups.segment`` (the inlined common case below, in C), unless it is
-    not built or ``SNIPARSE_PURE`` is set."""
-    if os.environ.get("SNIPARSE_PURE", "") not in ("", "0"):
-        return None
-    try:
-        mod = importlib.import_module("._speedups", __package__)
-    except ImportError:
-        return None
-    return cast("Callable[[type[Segment], Record], Segment | None]", mod.segment)
-
-
-_C_SEGMENT = _c_segment()
-_C_SEGMENT_KEY: Callable[[type[Segment], Record], tuple[Segment, bytes] | None] | None = (
-    None
-    if _C_SEGMENT is None
-    else importlib.import_module("._speedups", __package__).segment_key
+_C_SEGMENT = cast("Callable[[type[Segment], Record], Segment | None] | None", speedups("segment"))
+"""``sniparse._speedups.segment`` (the inlined common case below, in C), unless it is not
+built or ``SNIPARSE_PURE`` is set."""
+_C_SEGMENT_KEY = cast(
+    "Callable[[type[Segment], Record], tuple[Segment, bytes] | None] | None",
+    None if _C_SEGMENT is None else speedups("segment_key"),
 )
 
 

@@ -52,15 +52,13 @@ byte of that handshake message (its type byte).
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from struct import Struct
 from typing import TypeAlias, cast
 
-from ._compiled import mypyc_attr
+from ._compiled import mypyc_attr, speedups
 from .errors import MalformedError, TruncatedError
 
 __all__ = [
@@ -465,25 +463,13 @@ _CHFields: TypeAlias = Callable[
     [Buffer, int, int, int, int, int, Callable[[str], bool]], "tuple[object, ...] | None"
 ]
 
-
-def _c_function(name: str) -> object:
-    """``sniparse._speedups.<name>``, or None when it is not built or ``SNIPARSE_PURE`` is set."""
-    if os.environ.get("SNIPARSE_PURE", "") not in ("", "0"):
-        return None
-    try:
-        mod = importlib.import_module("._speedups", __package__)
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
-
-
 #: The common case of :func:`_parse_ch_message` in C.
-_C_CLIENT_HELLO = cast("_CHFields | None", _c_function("client_hello_fields"))
+_C_CLIENT_HELLO = cast("_CHFields | None", speedups("client_hello_fields"))
 #: ``new_record(cls, names, values)``: ``object.__new__(cls)`` and ``object.__setattr__`` of
 #: every field, from C.
 _C_NEW_RECORD = cast(
     "Callable[[type, tuple[str, ...], tuple[object, ...]], object] | None",
-    _c_function("new_record"),
+    speedups("new_record"),
 )
 
 

@@ -47,11 +47,11 @@ fragmented, or IPv6 with TCP right after the fixed header, with a whole TCP head
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable
 from struct import Struct
-from typing import Any, Final
+from typing import Any, Final, cast
+
+from ._compiled import speedups
 
 __all__ = [
     "FAST_LINKTYPES",
@@ -341,13 +341,10 @@ def scan_pcapng_py(
 
 
 def _pick() -> tuple[ScanFunction, ScanNgFunction | None, str]:
-    if os.environ.get("SNIPARSE_PURE", "") not in ("", "0"):
+    scan = speedups("scan_pcap")
+    if scan is None:
         return scan_pcap_py, None, "python"
-    try:
-        speedups: Any = importlib.import_module("._speedups", __package__)
-    except ImportError:
-        return scan_pcap_py, None, "python"
-    return speedups.scan_pcap, speedups.scan_pcapng, "c"
+    return cast(ScanFunction, scan), cast("ScanNgFunction | None", speedups("scan_pcapng")), "c"
 
 
 scan_pcap: ScanFunction

@@ -58,11 +58,13 @@ __all__ = [
     "IMPLEMENTATION",
     "STOP_EXAMINED",
     "STOP_EXPIRE",
+    "STOP_FULL",
     "STOP_OTHER",
     "STOP_RECORD",
     "Skipper",
     "key_at",
     "scan_pcap",
+    "scan_pcap_batch",
     "scan_pcap_py",
     "scan_pcapng",
     "scan_pcapng_py",
@@ -178,6 +180,21 @@ STOP_OTHER: Final = 1
 STOP_EXPIRE: Final = 2
 STOP_RECORD: Final = 3
 _tuple_new = tuple.__new__
+
+#: What a batch scan returns (``sniparse._speedups.scan_pcap_batch``): (offset where it
+#: stopped, records walked, of which skipped, their captured bytes, how many the snaplen
+#: cut, seconds field of the last one walked (or -1), the time of the skipped record that
+#: ended the batch with :data:`STOP_EXPIRE` (or -1), the largest time walked (or -1), why
+#: it stopped (:data:`STOP_OTHER`, :data:`STOP_EXPIRE` or :data:`STOP_FULL`), and the
+#: collected records, three list entries each (see :meth:`Skipper` and ``batch``).
+BatchResult = tuple[int, int, int, int, int, int, int, int, int, "list[Any]"]
+BatchFunction = Callable[
+    [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]", int, int,
+     int, "type[tuple[Any, ...]]", "type[tuple[Any, ...]]", int],
+    BatchResult,
+]
+#: A batch ended after a collected record: call the scan again.
+STOP_FULL: Final = 3
 
 
 def scan_pcap_py(
@@ -348,6 +365,8 @@ def _pick() -> tuple[ScanFunction, ScanNgFunction | None, str]:
 
 
 scan_pcap: ScanFunction
+#: The C batch scan of classic pcap (:data:`BatchFunction`), or None.
+scan_pcap_batch: BatchFunction | None = cast("BatchFunction | None", speedups("scan_pcap_batch"))
 #: The C pcapng scan, or None (the framer then skips in its own Python loop).
 scan_pcapng: ScanNgFunction | None
 #: ``"c"`` or ``"python"``: which :data:`scan_pcap` is in use.
@@ -361,9 +380,16 @@ class Skipper:
     scan function, the counts of the framer's records (``frames``, ``bytes``, ``cut`` by the
     snaplen, per ``linktypes``, the latest time ``max_ts``; of these ``skipped`` were
     skipped, each a TCP segment), and the idle sweep: when a skipped record's timestamp reaches ``next_expire`` the framer calls
-    ``on_expire(ts)`` -- the sweep the per-record loop runs after every TCP segment."""
+    ``on_expire(ts)`` -- the sweep the per-record loop runs after every TCP segment.
+
+    ``scan_batch`` (the C :data:`BatchFunction`, or None) makes the classic pcap framer hand
+    over many records per call (:meth:`sniparse.pcap.PcapFramer.batches`), each decoded
+    to a ``segment_type`` where the C decoder can, at most ``batch`` of them per list; the
+    consumer lowers ``batch`` to 1 to turn batching off (see "Batches" in the module
+    notes of :mod:`sniparse.analyze`)."""
 
     __slots__ = (
+        "batch",
         "bytes",
         "cut",
         "decided",
@@ -374,7 +400,9 @@ class Skipper:
         "on_expire",
         "pending",
         "scan",
+        "scan_batch",
         "scan_ng",
+        "segment_type",
         "skipped",
     )
 
@@ -385,6 +413,8 @@ class Skipper:
         on_expire: Callable[[int], None] | None = None,
         pending: dict[bytes, int] | None = None,
         scan_ng: ScanNgFunction | None | str = "default",
+        scan_batch: BatchFunction | None = None,
+        segment_type: type[tuple[Any, ...]] = tuple,
     ) -> None:
         self.decided = decided
         self.scan_ng: ScanNgFunction | None = (
@@ -400,3 +430,6 @@ class Skipper:
         self.cut = 0
         self.max_ts = -1
         self.linktypes: dict[int, int] = {}
+        self.scan_batch = scan_batch
+        self.segment_type = segment_type
+        self.batch = 1

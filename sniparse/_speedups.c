@@ -589,26 +589,15 @@ static PyObject *segment_key(PyObject *self, PyObject *const *args, Py_ssize_t n
     return segment_impl(args, nargs, 1);
 }
 
-static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_key) {
-    if (nargs != 2 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
-        PyTuple_GET_SIZE(args[1]) < 5) {
-        PyErr_SetString(PyExc_TypeError, "segment(segment_type, record)");
-        return NULL;
-    }
-    PyTypeObject *type = (PyTypeObject *)args[0];
-    PyObject *rec = args[1];
-    PyObject *frame = PyTuple_GET_ITEM(rec, 0), *ts = PyTuple_GET_ITEM(rec, 1);
-    PyObject *data = PyTuple_GET_ITEM(rec, 3);
-    if (!PyBytes_Check(data))
-        Py_RETURN_NONE;
-    long lt = PyLong_AsLong(PyTuple_GET_ITEM(rec, 2));
-    long long origlen = PyLong_AsLongLong(PyTuple_GET_ITEM(rec, 4));
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
-    Py_ssize_t n = PyBytes_GET_SIZE(data);
+/* The common-case decoder shared by segment(), segment_key() and scan_pcap_batch(): the
+ * frame d[0:n] (link type lt, original length origlen) as a Segment, or None (a new
+ * reference to it) where sniparse.decode's inline Python code falls through to the general
+ * decoder; NULL with an exception set on a memory error. frame and ts are new references
+ * that this function consumes. With key_out, the direction key (sniparse.tcp.flow_key) is
+ * stored there as a new bytes object when a Segment is returned. */
+static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts, long lt,
+                              const unsigned char *d, Py_ssize_t n, long long origlen,
+                              PyObject **key_out) {
     Py_ssize_t o = -1, o6 = -1;
     long vid = -1;
     if (lt == 1) {
@@ -653,7 +642,7 @@ static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_
         hend = t + ((Py_ssize_t)(d[t + 12] >> 4) << 2);
         if (!(plen && t + 20 <= hend && hend <= wend && hend <= n &&
               (wend <= n || wend <= origlen)))
-            Py_RETURN_NONE;
+            goto decline;
         ver = 6;
         src_a = o6 + 8, src_b = o6 + 24, dst_a = o6 + 24, dst_b = t;
     } else if (o >= 0 && n >= o + 40 && d[o] == 0x45 && d[o + 9] == 6 &&
@@ -662,19 +651,22 @@ static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_
         wend = o + (((Py_ssize_t)d[o + 2] << 8) | d[o + 3]);
         hend = t + ((Py_ssize_t)(d[t + 12] >> 4) << 2);
         if (!(t + 20 <= hend && hend <= wend && hend <= n && (wend <= n || wend <= origlen)))
-            Py_RETURN_NONE;
+            goto decline;
         ver = 4;
         src_a = o + 12, src_b = o + 16, dst_a = o + 16, dst_b = t;
     } else {
-        Py_RETURN_NONE;
+        goto decline;
     }
     PyObject *seg = type->tp_alloc(type, 16);
-    if (seg == NULL)
+    if (seg == NULL) {
+        Py_DECREF(frame);
+        Py_DECREF(ts);
         return NULL;
+    }
     PyObject *vl = vid >= 0 ? Py_BuildValue("(l)", vid) : PyTuple_New(0);
     PyObject *items[16] = {
-        Py_NewRef(frame),
-        Py_NewRef(ts),
+        frame,
+        ts,
         PyLong_FromLong(ver),
         slice(d, src_a, src_b),
         slice(d, dst_a, dst_b),
@@ -700,7 +692,7 @@ static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_
         Py_DECREF(seg);
         return NULL;
     }
-    if (!with_key)
+    if (key_out == NULL)
         return seg;
     /* flow_key: source address, destination address, source port, destination port. */
     unsigned char key[36];
@@ -708,13 +700,308 @@ static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_
     memcpy(key, d + src_a, (size_t)alen);
     memcpy(key + alen, d + dst_a, (size_t)alen);
     memcpy(key + 2 * alen, d + t, 4);
-    PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, 2 * alen + 4);
-    if (kobj == NULL) {
+    *key_out = PyBytes_FromStringAndSize((const char *)key, 2 * alen + 4);
+    if (*key_out == NULL) {
         Py_DECREF(seg);
         return NULL;
     }
+    return seg;
+decline:
+    Py_DECREF(frame);
+    Py_DECREF(ts);
+    Py_RETURN_NONE;
+}
+
+static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_key) {
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        PyTuple_GET_SIZE(args[1]) < 5) {
+        PyErr_SetString(PyExc_TypeError, "segment(segment_type, record)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    PyObject *rec = args[1];
+    PyObject *frame = PyTuple_GET_ITEM(rec, 0), *ts = PyTuple_GET_ITEM(rec, 1);
+    PyObject *data = PyTuple_GET_ITEM(rec, 3);
+    if (!PyBytes_Check(data))
+        Py_RETURN_NONE;
+    long lt = PyLong_AsLong(PyTuple_GET_ITEM(rec, 2));
+    long long origlen = PyLong_AsLongLong(PyTuple_GET_ITEM(rec, 4));
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    PyObject *kobj = NULL;
+    PyObject *seg = segment_from(type, Py_NewRef(frame), Py_NewRef(ts), lt, d, n, origlen,
+                                 with_key ? &kobj : NULL);
+    if (seg == NULL || seg == Py_None || !with_key)
+        return seg;
     PyObject *pair[2] = {seg, kobj};
     return steal_tuple(2, pair);
+}
+
+/* ---- many records per call: scan_pcap_batch ----------------------------------------- */
+
+/* Direction keys of the records a batch has handed to Python so far, in a small
+ * open-addressing set that is emptied by bumping a generation number (no clearing per
+ * call). A later bulk packet whose key or reverse key is in it belongs to a flow that the
+ * earlier packet may decide or close when Python feeds it, so C must not judge it. */
+#define BATCH_MAX 1024
+#define FED_SLOTS 4096 /* a power of two, four times BATCH_MAX: short probe chains */
+
+typedef struct {
+    uint32_t gen;
+    int len;
+    unsigned char key[36];
+} fed_slot;
+
+static fed_slot fed_set[FED_SLOTS];
+static uint32_t fed_gen;
+
+static inline unsigned fed_hash(const unsigned char *k, int len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < len; i++)
+        h = (h ^ k[i]) * 16777619u;
+    return (unsigned)(h ^ (h >> 15)) & (FED_SLOTS - 1);
+}
+
+static int fed_has(const unsigned char *k, int len) {
+    for (unsigned i = fed_hash(k, len);; i = (i + 1) & (FED_SLOTS - 1)) {
+        fed_slot *s = &fed_set[i];
+        if (s->gen != fed_gen)
+            return 0;
+        if (s->len == len && memcmp(s->key, k, (size_t)len) == 0)
+            return 1;
+    }
+}
+
+static void fed_add(const unsigned char *k, int len) {
+    for (unsigned i = fed_hash(k, len);; i = (i + 1) & (FED_SLOTS - 1)) {
+        fed_slot *s = &fed_set[i];
+        if (s->gen != fed_gen) {
+            s->gen = fed_gen;
+            s->len = len;
+            memcpy(s->key, k, (size_t)len);
+            return;
+        }
+        if (s->len == len && memcmp(s->key, k, (size_t)len) == 0)
+            return;
+    }
+}
+
+/* The reverse direction key: dst + src + dport + sport. */
+static inline void reverse_key(const unsigned char *k, int len, unsigned char *out) {
+    int a = (len - 4) / 2;
+    memcpy(out, k + a, (size_t)a);
+    memcpy(out + a, k, (size_t)a);
+    memcpy(out + 2 * a, k + 2 * a + 2, 2);
+    memcpy(out + 2 * a + 2, k + 2 * a, 2);
+}
+
+static int list_add3(PyObject *list, PyObject *a, PyObject *b, PyObject *c) {
+    /* Steals a, b and c (any of them may be NULL: then -1, all released). */
+    int r = -1;
+    if (a != NULL && b != NULL && c != NULL && PyList_Append(list, a) == 0 &&
+        PyList_Append(list, b) == 0 && PyList_Append(list, c) == 0)
+        r = 0;
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(c);
+    return r;
+}
+
+PyDoc_STRVAR(scan_pcap_batch_doc,
+"scan_pcap_batch(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
+"                decided, pending, stop_ts, frame, iface, record_type, segment_type,\n"
+"                max_items)\n"
+"    -> (pos, frames, skipped, bytes, cut, last_sec, expire_ts, max_ts, why, items)\n\n"
+"scan_pcap over many records: skips bulk packets of decided flows as scan_pcap does,\n"
+"and collects up to max_items of the other records in items, three entries each:\n"
+"(Segment, key, None) when the C segment decoder takes the frame, (record, None, None)\n"
+"when the general decoder must, and with a direction key in third place instead of None\n"
+"when the packet (no SYN/FIN/RST) belongs to a flow an earlier item of the batch may\n"
+"decide: Python skips it if that key is in decided by the time it gets there.\n"
+"frames counts every record walked (skipped or collected), bytes, cut and max_ts cover\n"
+"them all; last_sec is the seconds field of the last one. why: 1 stopped at a record\n"
+"the framer must look at, or the buffer's end; 2 after a skipped record at or past\n"
+"stop_ts (expire_ts is its time: the idle sweep is due); 3 after a collected record that\n"
+"ends the batch (max_items reached, its time at or past stop_ts, or no direction key).");
+
+static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap_batch() takes exactly 16 arguments");
+        return NULL;
+    }
+    PyObject *iface = args[12];
+    if (!PyType_Check(args[13]) || !PyType_IsSubtype((PyTypeObject *)args[13], &PyTuple_Type) ||
+        !PyType_Check(args[14]) || !PyType_IsSubtype((PyTypeObject *)args[14], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_pcap_batch(): record_type and segment_type must be tuple types");
+        return NULL;
+    }
+    PyTypeObject *rtype = (PyTypeObject *)args[13];
+    PyTypeObject *stype = (PyTypeObject *)args[14];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    int big = PyObject_IsTrue(args[2]);
+    Py_ssize_t rh = PyLong_AsSsize_t(args[3]);
+    long long mult = PyLong_AsLongLong(args[4]);
+    long long limit = PyLong_AsLongLong(args[5]);
+    long lt = PyLong_AsLong(args[6]);
+    int check_caplen = PyObject_IsTrue(args[7]);
+    long long stop_ts = as_stop_ts(args[10]);
+    long long frame0 = PyLong_AsLongLong(args[11]);
+    Py_ssize_t max_items = PyLong_AsSsize_t(args[15]);
+    if (PyErr_Occurred() || big < 0 || check_caplen < 0)
+        return NULL;
+    PyObject *decided = args[8];
+    PyObject *pending = args[9];
+    if (!PyAnySet_Check(decided) || !PyDict_Check(pending)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_pcap_batch(): decided must be a set, pending a dict");
+        return NULL;
+    }
+    if (rh < 16 || pos < 0 || max_items < 1) {
+        PyErr_SetString(PyExc_ValueError, "scan_pcap_batch(): bad header size, offset or count");
+        return NULL;
+    }
+    if (max_items > BATCH_MAX)
+        max_items = BATCH_MAX;
+    PyObject *items = PyList_New(0);
+    if (items == NULL)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    long long frames = 0, k = 0, nbytes = 0, cut = 0, last_sec = -1, expire_ts = -1, max_ts = -1;
+    Py_ssize_t nitems = 0;
+    int why = 1; /* STOP_OTHER */
+    int failed = 0;
+    unsigned char key[36], rkey[36];
+    int flags = 0;
+    entry cache[CACHE_SIZE];
+    for (int i = 0; i < CACHE_SIZE; i++)
+        cache[i].obj = NULL;
+    if (++fed_gen == 0) {
+        /* Wrapped around: slots stamped with old generations could look current. */
+        memset(fed_set, 0, sizeof fed_set);
+        fed_gen = 1;
+    }
+
+    while (pos + rh <= n) {
+        const unsigned char *h = b + pos;
+        uint32_t sec = rd32(h, big), frac = rd32(h + 4, big);
+        uint32_t caplen = rd32(h + 8, big), origlen = rd32(h + 12, big);
+        Py_ssize_t p = pos + rh;
+        if ((long long)caplen > limit || p + (Py_ssize_t)caplen > n ||
+            (check_caplen && caplen > origlen))
+            break;
+        int klen = frame_key(lt, b + p, (Py_ssize_t)caplen, key, &flags);
+        long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
+        int bulk = klen != 0 && !(flags & 0x07);
+        int recheck = 0;
+        int sk = 0;
+        if (bulk) {
+            if (nitems) {
+                reverse_key(key, klen, rkey);
+                recheck = fed_has(key, klen) || fed_has(rkey, klen);
+            }
+            if (!recheck) {
+                sk = skip_key(cache, key, klen, ts, decided, pending);
+                if (sk < 0) {
+                    failed = 1;
+                    break;
+                }
+            }
+        }
+        frames++;
+        nbytes += caplen;
+        if (caplen < origlen)
+            cut++;
+        if (ts > max_ts)
+            max_ts = ts;
+        last_sec = sec;
+        pos = p + (Py_ssize_t)caplen;
+        if (sk) {
+            k++;
+            if (ts >= stop_ts) {
+                why = 2; /* STOP_EXPIRE */
+                expire_ts = ts;
+                break;
+            }
+            continue;
+        }
+        /* A record for Python: the Segment and its key when the C decoder takes it. */
+        PyObject *fo = PyLong_FromLongLong(frame0 + frames);
+        PyObject *tso = PyLong_FromLongLong(ts);
+        if (fo == NULL || tso == NULL) {
+            Py_XDECREF(fo);
+            Py_XDECREF(tso);
+            failed = 1;
+            break;
+        }
+        PyObject *kobj = NULL;
+        PyObject *obj = segment_from(stype, Py_NewRef(fo), Py_NewRef(tso), lt, b + p,
+                                     (Py_ssize_t)caplen, origlen, &kobj);
+        if (obj == Py_None) {
+            Py_DECREF(obj);
+            PyObject *r6[6] = {Py_NewRef(fo), Py_NewRef(tso), PyLong_FromLong(lt),
+                               PyBytes_FromStringAndSize((const char *)b + p, caplen),
+                               PyLong_FromUnsignedLong(origlen), Py_NewRef(iface)};
+            obj = steal_tuple(6, r6);
+            if (obj != NULL && rtype != &PyTuple_Type) {
+                PyObject *rec = rtype->tp_alloc(rtype, 6);
+                if (rec == NULL) {
+                    Py_CLEAR(obj);
+                } else {
+                    for (int i = 0; i < 6; i++)
+                        PyTuple_SET_ITEM(rec, i, Py_NewRef(PyTuple_GET_ITEM(obj, i)));
+                    Py_SETREF(obj, rec);
+                }
+            }
+            kobj = Py_NewRef(Py_None);
+        }
+        Py_DECREF(fo);
+        Py_DECREF(tso);
+        PyObject *chk = recheck ? PyBytes_FromStringAndSize((const char *)key, klen)
+                                : Py_NewRef(Py_None);
+        if (obj == NULL) {
+            Py_XDECREF(kobj);
+            Py_XDECREF(chk);
+            failed = 1;
+            break;
+        }
+        if (list_add3(items, obj, kobj, chk) < 0) {
+            failed = 1;
+            break;
+        }
+        nitems++;
+        if (klen == 0 || nitems >= max_items || ts >= stop_ts) {
+            /* A record without a direction key may feed any flow (a tunnel, IP options):
+             * nothing after it is judged in this call. */
+            why = 3; /* STOP_FULL */
+            break;
+        }
+        fed_add(key, klen);
+    }
+    PyBuffer_Release(&view);
+    if (flush_cache(cache, pending, failed) < 0) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    PyObject *out[10] = {
+        PyLong_FromSsize_t(pos), PyLong_FromLongLong(frames), PyLong_FromLongLong(k),
+        PyLong_FromLongLong(nbytes), PyLong_FromLongLong(cut), PyLong_FromLongLong(last_sec),
+        PyLong_FromLongLong(expire_ts), PyLong_FromLongLong(max_ts), PyLong_FromLong(why),
+        items};
+    return steal_tuple(10, out);
 }
 
 /* ---- the ClientHello parser's common case ------------------------------------------- */
@@ -1137,6 +1424,8 @@ static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t na
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
+    {"scan_pcap_batch", (PyCFunction)(void (*)(void))scan_pcap_batch, METH_FASTCALL,
+     scan_pcap_batch_doc},
     {"segment", (PyCFunction)(void (*)(void))segment, METH_FASTCALL, segment_doc},
     {"segment_key", (PyCFunction)(void (*)(void))segment_key, METH_FASTCALL, segment_key_doc},
     {"client_hello_fields", (PyCFunction)(void (*)(void))client_hello_fields, METH_FASTCALL,

@@ -631,9 +631,10 @@ class CaptureReader:
             yield data
 
     def _records_of(
-        self, src: _Source, *, merged: bool, quiet: bool = False
-    ) -> Generator[Record, None, None]:
-        """Every record of one source, ``frame`` counted within the source."""
+        self, src: _Source, *, merged: bool, quiet: bool = False, batched: bool = False
+    ) -> Generator[Any, None, None]:
+        """Every record of one source, ``frame`` counted within the source; with
+        ``batched``, the lists of :meth:`PcapFramer.batches` instead."""
         opened = self._open(src, count=not quiet)
         try:
             issues = Issues() if quiet else self.issues
@@ -657,8 +658,15 @@ class CaptureReader:
                 )
             if not merged and not quiet:
                 framer.skipper = self.skipper
+            frame_units: Callable[[Any, int, bool], Generator[Any, None, int]]
+            if batched:
+                if not isinstance(framer, PcapFramer):
+                    raise TypeError("batches() reads classic pcap only")
+                frame_units = framer.batches
+            else:
+                frame_units = framer.records
             if opened.mappable is not None and src.size:
-                yield from self._mapped(framer, opened.mappable, src.size, quiet)
+                yield from self._mapped(framer, frame_units, opened.mappable, src.size, quiet)
                 return
             buf = b""
             pos = 0
@@ -671,18 +679,23 @@ class CaptureReader:
                 buf = buf[cut:] + chunk
                 pos -= cut
                 framer.offset = base
-                pos = yield from framer.records(buf, pos, False)  # type: ignore[misc]
+                pos = yield from frame_units(buf, pos, False)
             cut = max(0, pos - RESYNC_LOOKBACK)
             base += cut
             buf = buf[cut:]
             framer.offset = base
-            yield from framer.records(buf, pos - cut, True)  # type: ignore[misc]
+            yield from frame_units(buf, pos - cut, True)
         finally:
             opened.close()
 
     def _mapped(
-        self, framer: PcapFramer | PcapngFramer, f: Any, size: int, quiet: bool
-    ) -> Generator[Record, None, None]:
+        self,
+        framer: PcapFramer | PcapngFramer,
+        frame_units: Callable[[Any, int, bool], Generator[Any, None, int]],
+        f: Any,
+        size: int,
+        quiet: bool,
+    ) -> Generator[Any, None, None]:
         """Frame a regular file through read-only memory maps of ``map_window`` bytes at a
         time: no copy of the file's bytes but the records' own slices, and at most one
         window mapped (resident) at once, whatever the file's size."""
@@ -705,7 +718,7 @@ class CaptureReader:
                 if hasattr(mm, "madvise"):
                     mm.madvise(mmap.MADV_SEQUENTIAL)
                 framer.offset = off
-                newpos = yield from framer.records(mm, pos, eof)  # type: ignore[misc]
+                newpos = yield from frame_units(mm, pos, eof)
             finally:
                 mm.close()
             absolute = off + newpos
@@ -729,8 +742,19 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Record]:
         self.bytes_read = 0
         if len(self._sources) == 1:
-            return self._records_of(self._sources[0], merged=False)
+            return cast(Iterator[Record], self._records_of(self._sources[0], merged=False))
         return self._merge()
+
+    def batches(self) -> Iterator[list[Any]]:
+        """The records of a single classic pcap source in the lists of
+        :meth:`PcapFramer.batches` (the reader's ``skipper`` must have a batch scan)."""
+        self.bytes_read = 0
+        if len(self._sources) != 1 or self.formats[0].partition("+")[0] != "pcap":
+            raise ValueError("batches() reads a single classic pcap source")
+        return cast(
+            Iterator[list[Any]],
+            self._records_of(self._sources[0], merged=False, batched=True),
+        )
 
     def _peek(self, src: _Source) -> int | None:
         """The first record's timestamp of a reopenable source, read quietly."""

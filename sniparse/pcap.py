@@ -42,9 +42,9 @@ import mmap
 import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from ._fastpath import STOP_EXPIRE, Skipper, key_at
+from ._fastpath import STOP_EXPIRE, STOP_FULL, Skipper, key_at
 from .errors import Issues, MalformedError
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -259,18 +259,13 @@ class PcapFramer:
         self.iface = self.register(hdr) if self.register is not None else 0
 
     # -- framing ------------------------------------------------------------------------
-    def records(
-        self, buf: Buffer, pos: int = 0, eof: bool = False
-    ) -> Generator[RecordTuple, None, int]:
-        """Yield every complete record in ``buf[pos:]``; return the first unused offset.
-
-        ``buf`` is ``bytes`` or a read-only ``mmap`` (record data are slices of it).
-        With ``eof=True`` the stream is known to end at ``len(buf)``: a partial record
-        is then reported as ``truncated`` and the returned offset is ``len(buf)``.
-        """
+    def _begin(self, buf: Buffer, pos: int, eof: bool) -> tuple[bool, int]:
+        """Before reading records from ``pos``: read the file header if not done yet.
+        ``(False, r)``: return ``r`` at once (need more, or nothing left to read);
+        ``(True, p)``: records start at ``p``."""
         n = len(buf)
         if self._dead:
-            return n  # gave up on the rest of the stream (reported once)
+            return False, n  # gave up on the rest of the stream (reported once)
         if self.header is None:
             hdr = parse_header(buf, pos)
             if hdr is None:
@@ -282,16 +277,33 @@ class PcapFramer:
                             None,
                             "header",
                         )
-                    return n
-                return pos
+                    return False, n
+                return False, pos
             self._start(hdr)
             pos += 24
         hdr = self.header
         assert hdr is not None
+        if self.anchor_sec is None and pos + hdr.record_header <= n:
+            self.anchor_sec = struct.unpack_from(hdr.endian + "I", buf, pos)[0]
+        return True, pos
+
+    def records(
+        self, buf: Buffer, pos: int = 0, eof: bool = False
+    ) -> Generator[RecordTuple, None, int]:
+        """Yield every complete record in ``buf[pos:]``; return the first unused offset.
+
+        ``buf`` is ``bytes`` or a read-only ``mmap`` (record data are slices of it).
+        With ``eof=True`` the stream is known to end at ``len(buf)``: a partial record
+        is then reported as ``truncated`` and the returned offset is ``len(buf)``.
+        """
+        n = len(buf)
+        go, pos = self._begin(buf, pos, eof)
+        if not go:
+            return pos
+        hdr = self.header
+        assert hdr is not None
         unpack = struct.Struct(hdr.endian + "IIII").unpack_from
         rh = hdr.record_header
-        if self.anchor_sec is None and pos + rh <= n:
-            self.anchor_sec = unpack(buf, pos)[0]
         mult = hdr.ts_mult
         lt = hdr.linktype
         iface = self.iface
@@ -461,6 +473,130 @@ class PcapFramer:
             self.last_sec = last
             self._warned_caplen = not check_caplen
             nframes += nskip
+            sk.skipped += nskip
+            sk.frames += nframes
+            sk.bytes += nbytes
+            sk.cut += ncut
+            sk.max_ts = max_ts
+            if nframes:
+                sk.linktypes[lt] = sk.linktypes.get(lt, 0) + nframes
+
+    def batches(
+        self, buf: Buffer, pos: int = 0, eof: bool = False
+    ) -> Generator[list[Any], None, int]:
+        """:meth:`records` for a framer whose :class:`~sniparse._fastpath.Skipper` has a
+        batch scan (``skipper.scan_batch``): the records that are not skipped come in lists,
+        many per scan call, three entries per record -- ``(segment, key, None)`` when the C
+        decoder took the frame (``skipper.segment_type``), ``(record, None, None)`` when the
+        general decoder must, with a direction key instead of the last None when the
+        consumer must test it against ``decided`` first (a bulk packet of a flow an earlier
+        record of the list may decide; see "Batches" in :mod:`sniparse.analyze`).
+
+        The consumer handles a whole list before asking for the next: the next scan then
+        sees ``decided`` as it is after those records. Everything else is as in
+        :meth:`_records_skipping` (same issues, frame numbers and counts)."""
+        n = len(buf)
+        go, pos = self._begin(buf, pos, eof)
+        if not go:
+            return pos
+        sk = self.skipper
+        hdr = self.header
+        assert hdr is not None and sk is not None
+        scan = sk.scan_batch
+        assert scan is not None
+        unpack = struct.Struct(hdr.endian + "IIII").unpack_from
+        big = hdr.endian == ">"
+        rh = hdr.record_header
+        mult = hdr.ts_mult
+        lt = hdr.linktype
+        iface = self.iface
+        limit = self.limit
+        frame = self.frame
+        tnew = _tuple_new
+        rtype = self.record_type
+        stype = sk.segment_type
+        last = self.last_sec
+        check_caplen = not self._warned_caplen
+        decided = sk.decided
+        pending = sk.pending
+        nskip = nframes = nbytes = ncut = 0
+        max_ts = sk.max_ts
+        try:
+            while True:
+                if self._resync_from is not None:
+                    self.last_sec = last
+                    go, pos = self._resume(buf, pos, eof, n)
+                    if not go:
+                        return pos
+                    self.anchor_sec = last = unpack(buf, pos)[0]
+                while pos + rh <= n:
+                    pos, nf, k, nb, ct, lsec, ets, mts, why, items = scan(
+                        buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending,
+                        sk.next_expire, frame, iface, rtype, stype, sk.batch,
+                    )
+                    if nf:
+                        frame += nf
+                        nframes += nf
+                        nskip += k
+                        nbytes += nb
+                        ncut += ct
+                        last = lsec
+                        if mts > max_ts:  # noqa: PLR1730 (a call costs more on this path)
+                            max_ts = mts
+                        if items:
+                            yield items
+                        if why == STOP_EXPIRE:
+                            sk.on_expire(ets)
+                            continue
+                        if why == STOP_FULL:
+                            continue
+                        if pos + rh > n:
+                            break
+                    # The scan stopped at a record it would not judge (a corrupt or
+                    # incomplete header, a record to warn about): the same checks here.
+                    sec, frac, caplen, origlen = unpack(buf, pos)
+                    if caplen > limit:
+                        break
+                    end = pos + rh + caplen
+                    if end > n:
+                        break
+                    if check_caplen and caplen > origlen:
+                        fixed = self._fix_caplen(buf, pos, sec, caplen, origlen, eof, frame + 1)
+                        if fixed < 0:
+                            check_caplen = False
+                            self._warn_caplen(caplen, origlen, frame + 1)
+                        else:
+                            caplen = fixed
+                            end = pos + rh + caplen
+                    frame += 1
+                    nframes += 1
+                    nbytes += caplen
+                    if caplen < origlen:
+                        ncut += 1
+                    ts = sec * 1_000_000_000 + frac * mult
+                    if ts > max_ts:  # noqa: PLR1730
+                        max_ts = ts
+                    kf = key_at(lt, buf, pos + rh, caplen)
+                    pos = end
+                    last = sec
+                    if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                        key = kf[0]
+                        old = pending.get(key)
+                        if old is None or ts > old:
+                            pending[key] = ts
+                        nskip += 1
+                        if ts >= sk.next_expire:
+                            sk.on_expire(ts)
+                        continue
+                    rec = tnew(rtype, (frame, ts, lt, buf[end - caplen : end], origlen, iface))
+                    yield [rec, None, None]
+                done, pos = self._stopped(buf, pos, eof, frame, last)
+                if done:
+                    return pos
+        finally:
+            self.frame = frame
+            self.last_sec = last
+            self._warned_caplen = not check_caplen
             sk.skipped += nskip
             sk.frames += nframes
             sk.bytes += nbytes

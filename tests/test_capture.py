@@ -347,8 +347,9 @@ def test_resync_across_chunk_boundaries() -> None:
 
 
 def test_memory_map_windows_match_chunks(tmp_path: Path) -> None:
-    """Plain files are read through memory-map windows; records and issues must be the
-    same as through chunked reads, also when windows cut records and corrupt regions."""
+    """Plain files are read into a reused buffer, or through memory-map windows; records
+    and issues must be the same either way and as through a stream read in chunks, also
+    when buffers and windows cut records and corrupt regions."""
     sources = []
     for name in (
         "pcap_corrupt_record.pcap",
@@ -362,12 +363,14 @@ def test_memory_map_windows_match_chunks(tmp_path: Path) -> None:
         big.write_bytes(data + data[head:] * 40 + data[head:-7])  # ends in a cut record
         sources.append(big)
     for path in sources:
-        chunked = read(path, use_mmap=False, chunk_size=4096)
+        with path.open("rb") as stream:
+            chunked = read(stream, chunk_size=4096)
         for window in (4096, 8192, 1 << 20):
-            mapped = read(path, map_window=window)
-            assert mapped[0] == chunked[0], (path.name, window)
-            assert list(mapped[1]) == list(chunked[1]), (path.name, window)
-            assert mapped[2].bytes_read == path.stat().st_size
+            for kw in ({"use_mmap": True, "map_window": window}, {"chunk_size": window}):
+                got = read(path, **kw)
+                assert got[0] == chunked[0], (path.name, kw)
+                assert list(got[1]) == list(chunked[1]), (path.name, kw)
+                assert got[2].bytes_read == path.stat().st_size
         assert len(chunked[0]) > 40
 
 

@@ -758,6 +758,10 @@ typedef struct {
 
 static fed_slot fed_set[FED_SLOTS];
 static uint32_t fed_gen;
+/* Set while a scan uses fed_set. An allocation may run the garbage collector and so a
+ * finaliser's Python code, which could (absurdly) start another scan: that one treats every
+ * bulk packet after its first record as one for Python to judge instead of sharing the set. */
+static int fed_busy;
 
 static inline unsigned fed_hash(const unsigned char *k, int len) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -889,10 +893,14 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
     entry cache[CACHE_SIZE];
     for (int i = 0; i < CACHE_SIZE; i++)
         cache[i].obj = NULL;
-    if (++fed_gen == 0) {
-        /* Wrapped around: slots stamped with old generations could look current. */
-        memset(fed_set, 0, sizeof fed_set);
-        fed_gen = 1;
+    int own_set = !fed_busy;
+    if (own_set) {
+        fed_busy = 1;
+        if (++fed_gen == 0) {
+            /* Wrapped around: slots stamped with old generations could look current. */
+            memset(fed_set, 0, sizeof fed_set);
+            fed_gen = 1;
+        }
     }
 
     while (pos + rh <= n) {
@@ -909,7 +917,9 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
         int recheck = 0;
         int sk = 0;
         if (bulk) {
-            if (nitems) {
+            if (nitems && !own_set) {
+                recheck = 1;
+            } else if (nitems) {
                 reverse_key(key, klen, rkey);
                 recheck = fed_has(key, klen) || fed_has(rkey, klen);
             }
@@ -989,8 +999,11 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
             why = 3; /* STOP_FULL */
             break;
         }
-        fed_add(key, klen);
+        if (own_set)
+            fed_add(key, klen);
     }
+    if (own_set)
+        fed_busy = 0;
     PyBuffer_Release(&view);
     if (flush_cache(cache, pending, failed) < 0) {
         Py_DECREF(items);

@@ -21,6 +21,11 @@ No Record, no Segment, no data slice is made for a skipped packet; only its dire
 * :func:`scan_pcap_py` here (and the pcapng framer's own loop) -- pure Python, about
   1.5 µs a skipped record.
 
+``sniparse._speedups.scan_pcap_batch`` (:data:`scan_pcap_batch`, C only) is the classic
+pcap scan for a whole batch: it skips the same records, and hands over up to a given number
+of the others per call, already decoded to Segments where its decoder takes them; the
+pipeline (:mod:`sniparse.analyze`, "Batches") says why that is exact.
+
 :data:`scan_pcap` is the C one when it imported and the environment variable
 ``SNIPARSE_PURE`` is not set to a non-empty value other than ``0``; else the Python one.
 ``tests/test_fastpath.py`` checks that both, and the general per-record loop, give the same

@@ -1434,6 +1434,236 @@ static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t na
     return obj;
 }
 
+/* ---- the server's first reaction: ServerHello or alert ----------------------------- */
+
+/* The fixed ServerHello.random of a HelloRetryRequest (RFC 8446 §4.1.3). */
+static const unsigned char hrr_random[32] = {
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c};
+
+#define SR_MAX_RECORD_LEN ((1 << 14) + 2048) /* tls.MAX_RECORD_LEN */
+#define SR_MAX_HELLO_LEN (1 << 16)           /* tls.MAX_HELLO_LEN */
+#define SR_NFIELDS 6                         /* fields of tls.ServerReaction */
+#define SH_NFIELDS 10                        /* fields of tls.ServerHello */
+
+/* The kinds, interned on first use (the Python code's are interned literals). */
+static PyObject *str_server_hello, *str_alert;
+
+/* object.__new__(cls) and object.__setattr__ of names[i] = values[i] (borrowed) for each i:
+ * new_record() for a C array of values. A new reference, or NULL. */
+static PyObject *new_record_of(PyObject *cls, PyObject *names, PyObject *const *values) {
+    PyObject *none = PyTuple_New(0);
+    if (none == NULL)
+        return NULL;
+    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)cls, none, NULL);
+    Py_DECREF(none);
+    if (obj == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
+        if (PyObject_GenericSetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    return obj;
+}
+
+/* Is `kit` (cls, field names) * 3 for ServerReaction, ServerHello and Alert? */
+static int kit_ok(PyObject *kit) {
+    static const Py_ssize_t counts[3] = {SR_NFIELDS, SH_NFIELDS, 2};
+    if (!PyTuple_CheckExact(kit) || PyTuple_GET_SIZE(kit) != 6)
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        PyObject *cls = PyTuple_GET_ITEM(kit, 2 * i), *names = PyTuple_GET_ITEM(kit, 2 * i + 1);
+        if (!PyType_Check(cls) || !PyTuple_CheckExact(names) ||
+            PyTuple_GET_SIZE(names) != counts[i])
+            return 0;
+        for (Py_ssize_t k = 0; k < counts[i]; k++)
+            if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(names, k)))
+                return 0;
+    }
+    return 1;
+}
+
+/* The ServerHello message d[0:end] (type byte included, end = 4 + its length, at least 40)
+ * as tls._parse_server_hello reads it, built with `kit`: a new reference, Py_None (a new
+ * reference) when the Python parser would raise, NULL on a Python error. */
+static PyObject *server_hello(const unsigned char *d, Py_ssize_t end, unsigned record_version,
+                              PyObject *kit) {
+    unsigned legacy_version = be16(d + 4);
+    Py_ssize_t p = 38, sid = p, sid_len = 0;
+    unsigned suite, comp = 0;
+    if ((d[4] == 0x7F && d[5] < 22) || legacy_version == 0x0304) {
+        /* TLS 1.3 drafts before -22: no session id, no compression method. */
+        suite = be16(d + p);
+        p += 2;
+    } else {
+        if (end - p < 4)
+            return Py_NewRef(Py_None);
+        sid_len = d[p++];
+        sid = p;
+        if (sid_len > 32 || p + sid_len + 3 > end)
+            return Py_NewRef(Py_None);
+        p += sid_len;
+        suite = be16(d + p);
+        comp = d[p + 2];
+        p += 3;
+    }
+    /* Check the extensions block and count its entries before building anything. */
+    Py_ssize_t exts = p, count = 0;
+    unsigned selected = legacy_version;
+    if (p < end) {
+        if (end - p < 2 || p + 2 + (Py_ssize_t)be16(d + p) != end)
+            return Py_NewRef(Py_None);
+        for (p += 2, exts = p; p < end; count++) {
+            if (end - p < 4)
+                return Py_NewRef(Py_None);
+            unsigned et = be16(d + p);
+            Py_ssize_t el = (Py_ssize_t)be16(d + p + 2);
+            p += 4;
+            if (p + el > end)
+                return Py_NewRef(Py_None);
+            if (et == 43) { /* supported_versions: the single selected version, RFC 8446 §4.2.1 */
+                if (el != 2)
+                    return Py_NewRef(Py_None);
+                selected = be16(d + p);
+            }
+            p += el;
+        }
+    }
+    PyObject *f[SH_NFIELDS] = {NULL}, *result = NULL;
+    f[0] = u16_obj(record_version);
+    f[1] = u16_obj(legacy_version);
+    f[2] = PyBytes_FromStringAndSize((const char *)d + 6, 32);
+    f[3] = PyBytes_FromStringAndSize((const char *)d + sid, sid_len);
+    f[4] = u16_obj(suite);
+    f[5] = PyLong_FromLong((long)comp); /* a small int: cached */
+    f[6] = PyTuple_New(count);
+    f[7] = u16_obj(selected);
+    f[8] = Py_NewRef(memcmp(d + 6, hrr_random, 32) == 0 ? Py_True : Py_False);
+    f[9] = Py_NewRef(Py_False); /* sslv2 */
+    for (int i = 0; i < SH_NFIELDS; i++)
+        if (f[i] == NULL)
+            goto done;
+    p = exts;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t el = (Py_ssize_t)be16(d + p + 2);
+        PyObject *ext = PyTuple_New(2);
+        if (ext == NULL)
+            goto done;
+        PyTuple_SET_ITEM(f[6], i, ext);
+        PyObject *t = u16_obj(be16(d + p)), *body;
+        body = PyBytes_FromStringAndSize((const char *)d + p + 4, el);
+        PyTuple_SET_ITEM(ext, 0, t);
+        PyTuple_SET_ITEM(ext, 1, body);
+        if (t == NULL || body == NULL)
+            goto done;
+        p += 4 + el;
+    }
+    result = new_record_of(PyTuple_GET_ITEM(kit, 2), PyTuple_GET_ITEM(kit, 3), f);
+done:
+    for (int i = 0; i < SH_NFIELDS; i++)
+        Py_XDECREF(f[i]);
+    return result;
+}
+
+PyDoc_STRVAR(server_reaction_doc,
+"server_reaction(buf, start, kit) -> ServerReaction | None\n\n"
+"The common case of sniparse.tls._server_reaction, in C: the record at buf[start:] (buf is\n"
+"bytes or a bytearray) is an alert record whose first alert is there, or a handshake record\n"
+"holding a whole well-formed ServerHello message. Returns the ServerReaction the Python code\n"
+"returns (with its ServerHello or Alert), built from kit = (ServerReaction, its field\n"
+"names, ServerHello, its field names, Alert, its field names) as new_record() builds a\n"
+"record. None for anything else (more bytes needed, a ServerHello over several records,\n"
+"other records, not TLS, SSLv2, anything the Python code raises on): the Python code then\n"
+"decides, so this never gives a different answer.");
+
+static PyObject *server_reaction(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !kit_ok(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "server_reaction(buf, start, kit): kit is "
+                                         "(ServerReaction, names, ServerHello, names, Alert, names)");
+        return NULL;
+    }
+    if (str_alert == NULL) {
+        str_server_hello = PyUnicode_InternFromString("server_hello");
+        if (str_server_hello == NULL)
+            return NULL;
+        str_alert = PyUnicode_InternFromString("alert");
+        if (str_alert == NULL)
+            return NULL;
+    }
+    PyObject *obj = args[0], *kit = args[2];
+    const unsigned char *buf;
+    Py_ssize_t n;
+    if (PyByteArray_CheckExact(obj)) {
+        buf = (const unsigned char *)PyByteArray_AS_STRING(obj);
+        n = PyByteArray_GET_SIZE(obj);
+    } else if (PyBytes_CheckExact(obj)) {
+        buf = (const unsigned char *)PyBytes_AS_STRING(obj);
+        n = PyBytes_GET_SIZE(obj);
+    } else {
+        Py_RETURN_NONE;
+    }
+    if (!PyLong_CheckExact(args[1]))
+        Py_RETURN_NONE;
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (start < 0 || n - start < 7 || buf[start + 1] != 3)
+        Py_RETURN_NONE;
+    const unsigned char *r = buf + start;
+    Py_ssize_t rlen = (Py_ssize_t)be16(r + 3);
+    if (rlen > SR_MAX_RECORD_LEN)
+        Py_RETURN_NONE;
+    PyObject *f[SR_NFIELDS] = {NULL}, *result = NULL;
+    if (r[0] == 21) { /* alert(21): level, description (RFC 8446 §6) */
+        if (rlen < 2)
+            Py_RETURN_NONE;
+        PyObject *al[2] = {PyLong_FromLong(r[5]), PyLong_FromLong(r[6])}; /* small ints */
+        f[3] = new_record_of(PyTuple_GET_ITEM(kit, 4), PyTuple_GET_ITEM(kit, 5), al);
+        Py_DECREF(al[0]);
+        Py_DECREF(al[1]);
+        if (f[3] == NULL)
+            return NULL;
+        f[0] = Py_NewRef(str_alert);
+        f[1] = PyLong_FromSsize_t(start + 7);
+        f[2] = Py_NewRef(Py_None);
+        f[4] = PyLong_FromLong(21);
+    } else if (r[0] == 22 && r[5] == 2) { /* handshake(22) starting with a ServerHello(2) */
+        /* The whole message inside this record (RFC 8446 §5.1 lets it span records: the
+         * Python code gathers those), at least version(2) random(32) suite(2) long. */
+        if (rlen < 4 || n - start < 9)
+            Py_RETURN_NONE;
+        Py_ssize_t need = 4 + (((Py_ssize_t)r[6] << 16) | ((Py_ssize_t)r[7] << 8) | r[8]);
+        if (need > rlen || need > SR_MAX_HELLO_LEN + 4 || n - start - 5 < need || need < 40)
+            Py_RETURN_NONE;
+        f[2] = server_hello(r + 5, need, be16(r + 1), kit);
+        if (f[2] == NULL)
+            return NULL;
+        if (f[2] == Py_None) {
+            Py_DECREF(f[2]);
+            Py_RETURN_NONE;
+        }
+        f[0] = Py_NewRef(str_server_hello);
+        f[1] = PyLong_FromSsize_t(start + 5 + need);
+        f[3] = Py_NewRef(Py_None);
+        f[4] = PyLong_FromLong(22);
+    } else {
+        Py_RETURN_NONE;
+    }
+    f[5] = PyTuple_New(0); /* warnings */
+    for (int i = 0; i < SR_NFIELDS; i++)
+        if (f[i] == NULL)
+            goto done;
+    result = new_record_of(PyTuple_GET_ITEM(kit, 0), PyTuple_GET_ITEM(kit, 1), f);
+done:
+    for (int i = 0; i < SR_NFIELDS; i++)
+        Py_XDECREF(f[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan_pcap", (PyCFunction)(void (*)(void))scan_pcap, METH_FASTCALL, scan_pcap_doc},
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
@@ -1444,6 +1674,8 @@ static PyMethodDef methods[] = {
     {"client_hello_fields", (PyCFunction)(void (*)(void))client_hello_fields, METH_FASTCALL,
      client_hello_fields_doc},
     {"new_record", (PyCFunction)(void (*)(void))new_record, METH_FASTCALL, new_record_doc},
+    {"server_reaction", (PyCFunction)(void (*)(void))server_reaction, METH_FASTCALL,
+     server_reaction_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1467,5 +1699,6 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         if (str_present == NULL || str_absent == NULL || str_empty == NULL)
             return NULL;
     }
+
     return PyModule_Create(&module);
 }

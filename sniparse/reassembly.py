@@ -65,6 +65,11 @@ class Span(NamedTuple):
     last_ts_ns: int
 
 
+_EMPTY_SPAN: Final = Span(0, 0, 0, 0)
+#: ``tuple.__new__``: builds a Span from a tuple of its four fields.
+_new_span: Final = tuple.__new__
+
+
 class Stream:
     """The opening bytes of one direction of a TCP connection.
 
@@ -95,15 +100,17 @@ class Stream:
         self.cap = cap
         self.data = bytearray()
         self.max_pending = max_pending
-        # offset -> (bytes, frame, ts_ns); first copy per offset kept.
-        self._pending: dict[int, tuple[bytes, int, int]] = {}
+        # offset -> (bytes, frame, ts_ns); first copy per offset kept. None until a segment
+        # arrives out of order (most streams never see one: one allocation fewer each).
+        self._pending: dict[int, tuple[bytes, int, int]] | None = None
         self._pending_bytes = 0
         # Runs of appended bytes: run i covers [_run_end[i-1], _run_end[i]).
         self._run_end: list[int] = []
         self._run_frame: list[int] = []
         self._run_ts: list[int] = []
-        # Holes left by snaplen-cut segments: (start, end) offsets, bounded list.
-        self._cuts: list[tuple[int, int]] = []
+        # Holes left by snaplen-cut segments: (start, end) offsets, bounded list; None
+        # until the first cut segment.
+        self._cuts: list[tuple[int, int]] | None = None
         #: Highest offset the sender is known to have reached.
         self.seen_end = 0
         #: Overlapping copies whose bytes differed from the first copy.
@@ -147,10 +154,13 @@ class Stream:
             self._run_frame.append(frame)
             self._run_ts.append(ts_ns)
             return captured
-        if captured < wire_len and len(self._cuts) < 64:
+        if captured < wire_len:
             cut_start = off + captured
-            if cut_start < cap:
-                self._cuts.append((max(cut_start, 0), wire_end))
+            cuts = self._cuts
+            if cuts is None:
+                cuts = self._cuts = []
+            if cut_start < cap and len(cuts) < 64:
+                cuts.append((max(cut_start, 0), wire_end))
         if captured == 0:
             return 0
         end = off + captured
@@ -197,7 +207,10 @@ class Stream:
         self._run_ts.append(ts_ns)
 
     def _hold(self, off: int, payload: bytes, frame: int, ts_ns: int) -> None:
-        old = self._pending.get(off)
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = {}
+        old = pending.get(off)
         if old is not None:
             n = min(len(old[0]), len(payload))
             if old[0][:n] != payload[:n]:
@@ -208,14 +221,16 @@ class Stream:
             payload = old[0] + payload[len(old[0]) :]
             self._pending_bytes -= len(old[0])
             frame, ts_ns = old[1], old[2]
-        if len(self._pending) >= self.max_pending or self._pending_bytes + len(payload) > 2 * self.cap:
+        if len(pending) >= self.max_pending or self._pending_bytes + len(payload) > 2 * self.cap:
             self.overflow += 1
             return
-        self._pending[off] = (payload, frame, ts_ns)
+        pending[off] = (payload, frame, ts_ns)
         self._pending_bytes += len(payload)
 
     def _drain(self) -> None:
         pending = self._pending
+        if pending is None:
+            return
         progressed = True
         while progressed and pending:
             progressed = False
@@ -236,10 +251,19 @@ class Stream:
         return len(self.data) >= self.cap
 
     def span(self, start: int, end: int) -> Span:
-        """Which segments delivered bytes ``[start, end)`` (``end <= len(data)``)."""
+        """Which segments delivered bytes ``[start, end)`` (``end <= len(data)``).
+
+        Called when a hello is parsed and when the server's reaction is read (about twice
+        per connection): the common range lies in the first run (one segment carried the
+        whole message), answered without searching. ``_new_span`` builds the tuple without
+        the NamedTuple's ``__new__`` (a Python-level function: twice the cost).
+        """
         ends = self._run_end
         if not ends or end <= start:
-            return Span(0, 0, 0, 0)
+            return _EMPTY_SPAN
+        if end <= ends[0]:
+            ts = self._run_ts[0]
+            return _new_span(Span, (self._run_frame[0], ts, 1, ts))
         i0 = bisect_right(ends, start)
         i1 = bisect_left(ends, end)
         if i0 >= len(ends):
@@ -247,7 +271,9 @@ class Stream:
         if i1 >= len(ends):
             i1 = len(ends) - 1
         frames = self._run_frame[i0 : i1 + 1]
-        return Span(frames[0], self._run_ts[i0], len(set(frames)), max(self._run_ts[i0 : i1 + 1]))
+        return _new_span(
+            Span, (frames[0], self._run_ts[i0], len(set(frames)), max(self._run_ts[i0 : i1 + 1]))
+        )
 
     def last_ts(self) -> int:
         """Arrival time of the latest run of contiguous bytes (0 when empty)."""
@@ -262,7 +288,7 @@ class Stream:
         ended (``at_capture_end``) and ``"gap"`` when the connection closed.
         """
         have = len(self.data)
-        for a, b in self._cuts:
+        for a, b in self._cuts or ():
             if a <= have < b:
                 return "truncated"
         if self.overflow or self._pending or self.seen_end > have:
@@ -272,16 +298,22 @@ class Stream:
     def blocked_by_cut(self) -> bool:
         """True when the contiguous bytes stop at a hole a snaplen cut left: they will
         never grow, whatever comes later."""
+        cuts = self._cuts
+        if not cuts:
+            return False
         have = len(self.data)
-        return any(a <= have < b for a, b in self._cuts)
+        return any(a <= have < b for a, b in cuts)
 
     def release(self) -> None:
-        """Drop every buffer: the question this direction answers has been answered."""
+        """Drop every buffer: the question this direction answers has been answered.
+
+        The run lists are private and never appended to once released, so they are
+        emptied in place rather than replaced (once per direction: no new allocations)."""
         self.released = True
         self.data = bytearray()
-        self._pending = {}
+        self._pending = None
         self._pending_bytes = 0
-        self._run_end = []
-        self._run_frame = []
-        self._run_ts = []
-        self._cuts = []
+        self._run_end.clear()
+        self._run_frame.clear()
+        self._run_ts.clear()
+        self._cuts = None

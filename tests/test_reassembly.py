@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sniparse.reassembly import Stream, seq_offset
+from sniparse.reassembly import Span, Stream, seq_offset
 
 DATA = bytes(range(256)) * 8  # 2048 distinct-ish bytes
 
@@ -134,3 +135,61 @@ def test_any_segmentation_and_order(sizes: list[int], seed: int, base: int, dups
     assert bytes(s.data) == data
     assert s.conflicts == 0
     assert s.span(0, len(data)).segments == len(pieces)
+
+
+def _span_reference(s: Stream, start: int, end: int) -> Span:
+    """Stream.span's definition, written out: the runs from the one holding ``start`` to
+    the one holding ``end - 1`` (the last run when the range goes past the bytes)."""
+    ends = s._run_end
+    if not ends or end <= start:
+        return Span(0, 0, 0, 0)
+    i0 = min(bisect.bisect_right(ends, start), len(ends) - 1)
+    i1 = min(bisect.bisect_left(ends, end), len(ends) - 1)
+    frames = s._run_frame[i0 : i1 + 1]
+    return Span(frames[0], s._run_ts[i0], len(set(frames)), max(s._run_ts[i0 : i1 + 1]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=8),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_span_every_range(sizes: list[int], seed: int) -> None:
+    """The single-run shortcut and the search give the definition's answer, as a Span."""
+    data = DATA[:700]
+    rng = random.Random(seed)
+    s = Stream(0)
+    assert s.span(0, 10) == Span(0, 0, 0, 0)
+    for i, (off, p) in enumerate(cut(data, sizes)):
+        # frames may repeat (the same frame number fed twice counts once)
+        s.add(off, p, len(p), rng.choice([i, 1]), rng.randrange(100))
+    n = len(s.data)
+    for start in range(0, n + 2, 7):
+        for end in range(start - 1, n + 3, 5):
+            got = s.span(start, end)
+            assert type(got) is Span and got == _span_reference(s, start, end)
+
+
+def test_release_then_questions() -> None:
+    """A released stream answers every question as an empty one (nothing held, no cut)."""
+    s = Stream(0)
+    s.add(0, DATA[:100], 300, 1, 1)        # cut by the snaplen
+    s.add(400, DATA[400:500], 100, 2, 2)   # held
+    assert s.blocked_by_cut() and s.incomplete_reason(at_capture_end=True) == "truncated"
+    s.release()
+    assert s.released and s.data == bytearray() and s.span(0, 10) == Span(0, 0, 0, 0)
+    assert s.last_ts() == 0 and not s.blocked_by_cut() and not s.full
+    assert s.incomplete_reason(at_capture_end=False) == "gap"  # seen_end is kept
+    s.note_end(1000)
+    assert s.add(100, DATA[100:200], 100, 3, 3) == 0 and s.add(0, DATA[:5], 50, 4, 4) == 0
+    assert s.segments_seen == 4 and s.conflicts == 0 and s.overflow == 0
+
+
+def test_fresh_stream_questions() -> None:
+    s = Stream(7)
+    assert s.incomplete_reason(at_capture_end=True) == "capture_end"
+    assert not s.blocked_by_cut() and s.last_ts() == 0 and s.span(0, 1) == Span(0, 0, 0, 0)
+    # a cut segment that lies wholly beyond the cap leaves no hole to report
+    t = Stream(0, cap=100)
+    t.add(150, DATA[:10], 40, 1, 1)
+    assert not t.blocked_by_cut()

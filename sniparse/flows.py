@@ -170,13 +170,15 @@ class Handshake:
 
 
 _object_new: Final = object.__new__
+_object_setattr: Final = object.__setattr__
 
 
 def _make_handshake(values: dict[str, object]) -> Handshake:
     """``Handshake(**values)``, ~10x faster; ``values`` must name every field (its one
-    caller, FlowTable._build, does; tests/test_flows.py checks it)."""
+    caller, FlowTable._build, does; tests/test_flows.py checks it). ``values`` becomes the
+    record's ``__dict__`` (set past the frozen ``__setattr__``): no copy of 31 entries."""
     h: Handshake = _object_new(Handshake)
-    h.__dict__.update(values)
+    _object_setattr(h, "__dict__", values)
     return h
 
 
@@ -872,7 +874,8 @@ class FlowTable:
         ServerHello bytes precede its FIN, so the proof also outranks ``server_close``, and
         server bytes that are not a TLS reaction (the capture starts inside the server's
         flight after a lost segment)."""
-        if flow.outcome not in (None, "server_close") or flow.q != _Q_DONE or flow.ch is None:
+        outcome = flow.outcome
+        if (outcome is not None and outcome != "server_close") or flow.q != _Q_DONE or flow.ch is None:
             flow.infer = 2
             return
         st = flow.client.stream
@@ -1074,30 +1077,32 @@ class FlowTable:
 
     def _check_done(self, flow: _Flow) -> None:
         q = flow.q
-        if flow.infer == 1 and flow.outcome not in (None, "server_close"):
+        outcome = flow.outcome
+        if flow.infer == 1 and outcome is not None and outcome != "server_close":
             flow.infer = 2
         if q == _Q_NONE or q == _Q_DONE and flow.hrr_state != 1 and flow.infer != 1 and (
-            flow.outcome is not None or flow.server_other is not None
+            outcome is not None or flow.server_other is not None
         ):
             flow.done = True
         else:
             return
-        for d in (flow.a, flow.b):
-            if d.stream is not None and not d.stream.released:
-                d.stream.release()
+        _release(flow.a.stream)
+        _release(flow.b.stream)
 
     def _update_decided(self, flow: _Flow) -> None:
+        """Put the flow's direction keys in ``decided`` once they qualify (module notes).
+        Called for every packet of a done flow until both are in: no tuples or loops."""
         if flow.in_decided == 3:
             return
         established = not flow.syn_seen or flow.client.ack_after_synack
         if not established:
             return
-        for bit, d in ((1, flow.a), (2, flow.b)):
-            if not flow.in_decided & bit and (
-                (d.letters & (_L_A | _L_D)) == _L_A | _L_D or d.pkts_after_done >= _LETTER_WAIT
-            ):
-                self.decided.add(d.key)
-                flow.in_decided |= bit
+        if not flow.in_decided & 1 and _letters_known(flow.a):
+            self.decided.add(flow.a.key)
+            flow.in_decided |= 1
+        if not flow.in_decided & 2 and _letters_known(flow.b):
+            self.decided.add(flow.b.key)
+            flow.in_decided |= 2
 
     # -- closing ----------------------------------------------------------------------------
     def _evict(self) -> list[Handshake]:
@@ -1125,9 +1130,8 @@ class FlowTable:
         tomb = self._tomb
         for d in (flow.a, flow.b):
             key = d.key
-            other = flows.pop(key, None)
-            if other is not None and other is not flow:
-                flows[key] = other
+            if flows.get(key) is flow:
+                del flows[key]
             decided.discard(key)
             if not at_end:
                 tomb[key] = flow.last_ts
@@ -1354,6 +1358,17 @@ def _offers_early_data(ch: ClientHello) -> bool:
     return False
 
 
+def _release(st: Stream | None) -> None:
+    if st is not None and not st.released:
+        st.release()
+
+
+def _letters_known(d: _Dir) -> bool:
+    """The direction shows both A and D (all a data or pure-ACK packet could add), or has
+    sent _LETTER_WAIT packets since its flow was done."""
+    return (d.letters & (_L_A | _L_D)) == _L_A | _L_D or d.pkts_after_done >= _LETTER_WAIT
+
+
 def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, str | None]:
     """(ja3_string, ja3 md5, ja4, ja4_r); None where this hello cannot be fingerprinted."""
     try:
@@ -1374,11 +1389,16 @@ def _find_hello_start(
     closing, or the server already sent plenty without a hello from the client).
     """
     n = len(buf)
+    if n == 0:
+        return None
     pos = 0
     proxy: str | None = None
     prelude: str | None = None
+    # The PROXY headers are only looked for when the first byte fits (a plain hello, the
+    # common case, then costs no slices).
+    first = buf[0]
     # PROXY protocol v1: "PROXY TCP4 src dst sport dport\r\n", at most 107 bytes.
-    if buf[:6] == b"PROXY " or (n < 6 and b"PROXY "[:n] == bytes(buf)):
+    if first == 0x50 and (buf[:6] == b"PROXY " or (n < 6 and b"PROXY "[:n] == bytes(buf))):
         if n < 6:
             return None
         i = buf.find(b"\r\n", 0, 108)
@@ -1392,7 +1412,7 @@ def _find_hello_start(
             except (ValueError, UnicodeDecodeError):
                 proxy = None
         pos = i + 2
-    elif buf[:12] == _PROXY2_SIG or (n < 12 and _PROXY2_SIG[:n] == bytes(buf)):
+    elif first == 0x0D and (buf[:12] == _PROXY2_SIG or (n < 12 and _PROXY2_SIG[:n] == bytes(buf))):
         # PROXY protocol v2: 12-byte signature, ver/cmd, family, length, addresses.
         if n < 16:
             return None

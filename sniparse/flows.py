@@ -176,7 +176,7 @@ _object_setattr: Final = object.__setattr__
 def _make_handshake(values: dict[str, object]) -> Handshake:
     """``Handshake(**values)``, ~10x faster; ``values`` must name every field (its one
     caller, FlowTable._build, does; tests/test_flows.py checks it). ``values`` becomes the
-    record's ``__dict__`` (set past the frozen ``__setattr__``): no copy of 31 entries."""
+    record's ``__dict__`` (set past the frozen ``__setattr__``) instead of being copied."""
     h: Handshake = _object_new(Handshake)
     _object_setattr(h, "__dict__", values)
     return h

@@ -169,14 +169,16 @@ class Handshake:
         return self.sni_status in ("absent", "empty")
 
 
-_object_new = object.__new__
+_object_new: Final = object.__new__
+_object_setattr: Final = object.__setattr__
 
 
 def _make_handshake(values: dict[str, object]) -> Handshake:
     """``Handshake(**values)``, ~10x faster; ``values`` must name every field (its one
-    caller, FlowTable._build, does; tests/test_flows.py checks it)."""
+    caller, FlowTable._build, does; tests/test_flows.py checks it). ``values`` becomes the
+    record's ``__dict__`` (set past the frozen ``__setattr__``) instead of being copied."""
     h: Handshake = _object_new(Handshake)
-    h.__dict__.update(values)
+    _object_setattr(h, "__dict__", values)
     return h
 
 
@@ -186,6 +188,23 @@ _Q_HELLO: Final = 1     # hello start found at hello_start, reading it
 _Q_DONE: Final = 2      # hello parsed, malformed, or given up (cap)
 _Q_NONE: Final = 3      # not TLS (or midstream without a hello): no record
 _Q_MID: Final = 4       # no SYN, client bytes are not a hello start: is the server's first a ServerHello?
+
+# Zeek history letters of one direction as bits (_Dir.letters), in Zeek's letter order.
+_L_S: Final = 1
+_L_H: Final = 2
+_L_A: Final = 4
+_L_D: Final = 8
+_L_F: Final = 16
+_L_R: Final = 32
+_HISTORY_LETTERS: Final = "SHADFR"
+# One history event (_Flow.events): 1 + 2 * the letter's index in _HISTORY_LETTERS + 1 when
+# direction a sent it. A flow has at most 12 events (6 letters, 2 directions) of 4 bits each.
+_EV_S: Final = 1
+_EV_H: Final = 3
+_EV_A: Final = 5
+_EV_D: Final = 7
+_EV_F: Final = 9
+_EV_R: Final = 11
 
 # Zeek endpoint states (conn/main.zeek, conn_state()).
 _INACTIVE: Final = 0
@@ -217,12 +236,12 @@ _RST_HISTORY = re.compile(r"^\^?S[^HAFGIQ]*R")
 _EARLY_DATA: Final = 42                 # early_data extension (RFC 8446 §4.2.10)
 _INFER_RECORDS: Final = 4               # client records read after the hello for proof of a ServerHello
 # Client handshake messages that only follow a ServerHello (RFC 5246 §7.3, RFC 8446 §4.4).
-_AFTER_SH = {11: "Certificate", 15: "CertificateVerify", 16: "ClientKeyExchange", 20: "Finished"}
+_AFTER_SH: Final = {11: "Certificate", 15: "CertificateVerify", 16: "ClientKeyExchange", 20: "Finished"}
 
 
 # Address text of recent clients and servers: the same few thousand addresses recur for
 # every connection of a capture (cleared when it grows past the bound).
-_IP_TEXT: dict[bytes, str] = {}
+_IP_TEXT: Final[dict[bytes, str]] = {}
 _IP_TEXT_MAX: Final = 65536
 
 
@@ -296,7 +315,7 @@ class _Dir:
         self.vlan = seg.vlan
         self.ip_version = seg.ip_version
         self.first_data_ts = -1
-        self.letters = ""
+        self.letters = 0       # history letters seen from this side (_L_* bits)
 
 
 class _Flow:
@@ -344,7 +363,9 @@ class _Flow:
         self.syn_seen = False
         self.first_ts = ts
         self.last_ts = ts
-        self.events: list[tuple[str, bool]] = []
+        # History events in arrival order, 4 bits each, the latest lowest (_EV_* codes +1
+        # for direction a): a native int, so recording a letter allocates nothing.
+        self.events = 0
         self.q = _Q_OPEN
         self.hello_start = 0
         self.prelude: str | None = None
@@ -453,21 +474,26 @@ class FlowTable:
         if key is None:
             key = flow_key(seg.src, seg.dst, seg.sport, seg.dport)
         flags = seg.flags
-        if not flags & (SYN | FIN | RST) and key in self.decided:
-            # Exactly what a caller that skips this packet and calls skip() gets (see
-            # module notes): only the idle timer moves.
-            self.skip(key, seg.ts_ns)
-            return []
-        pure_syn = (flags & (SYN | ACK)) == SYN
+        # One dict lookup per packet: a key is in `decided` exactly when its flow is in
+        # `_flows` with that direction's bit in `in_decided`, so the flow answers both.
         flow = self._flows.get(key)
+        pure_syn = (flags & (SYN | ACK)) == SYN
         if flow is not None and not pure_syn:
             # The common case, a further packet of a live flow: the general path below
             # without its checks.
             a = flow.a
-            self._packet(flow, a if key == a.key else flow.b, seg)
+            is_a = key == a.key
+            if flow.in_decided and not flags & (SYN | FIN | RST) and flow.in_decided & (1 if is_a else 2):
+                # Exactly what a caller that skips this packet and calls skip() gets (see
+                # module notes): only the idle timer moves.
+                ts = seg.ts_ns
+                if ts > flow.last_ts:  # noqa: PLR1730 (per packet: cheaper than a max() call)
+                    flow.last_ts = ts
+                return []
+            self._packet(flow, a if is_a else flow.b, seg)
             if flow.closing:
                 return self._close(flow, at_end=False)
-            if flow.done:
+            if flow.done and flow.in_decided != 3:
                 self._update_decided(flow)
             return []
         out: list[Handshake] = []
@@ -517,7 +543,7 @@ class FlowTable:
         self._packet(flow, d, seg)
         if flow.closing:
             out.extend(self._close(flow, at_end=False))
-        elif flow.done:
+        elif flow.done and flow.in_decided != 3:
             self._update_decided(flow)
         return out
 
@@ -604,29 +630,33 @@ class FlowTable:
         syn = flags & SYN
         ack = flags & ACK
         plen = seg.payload_len
-        # Zeek history letters: first occurrence per direction, in this order (what
-        # _letter() does, inlined: this runs for every packet and the letter is usually
-        # already there).
+        # Zeek history letters: first occurrence per direction, in this order. Bits and a
+        # packed int rather than strings and (letter, side) tuples: this runs for every
+        # packet and the letter is usually already there; _history() spells them out once.
         letters = d.letters
+        side = 1 if is_a else 0
         if syn:
-            letter = "H" if ack else "S"
-            if letter not in letters:
-                letters += letter
-                flow.events.append((letter, is_a))
+            if ack:
+                if not letters & _L_H:
+                    letters |= _L_H
+                    flow.events = (flow.events << 4) | (_EV_H + side)
+            elif not letters & _L_S:
+                letters |= _L_S
+                flow.events = (flow.events << 4) | (_EV_S + side)
         if plen > 0:
-            if "D" not in letters:
-                letters += "D"
-                flow.events.append(("D", is_a))
-        elif ack and not (flags & (SYN | FIN | RST)) and "A" not in letters:
-            letters += "A"
-            flow.events.append(("A", is_a))
+            if not letters & _L_D:
+                letters |= _L_D
+                flow.events = (flow.events << 4) | (_EV_D + side)
+        elif ack and not (flags & (SYN | FIN | RST)) and not letters & _L_A:
+            letters |= _L_A
+            flow.events = (flow.events << 4) | (_EV_A + side)
         if flags & (FIN | RST):
-            if flags & FIN and "F" not in letters:
-                letters += "F"
-                flow.events.append(("F", is_a))
-            if flags & RST and "R" not in letters:
-                letters += "R"
-                flow.events.append(("R", is_a))
+            if flags & FIN and not letters & _L_F:
+                letters |= _L_F
+                flow.events = (flow.events << 4) | (_EV_F + side)
+            if flags & RST and not letters & _L_R:
+                letters |= _L_R
+                flow.events = (flow.events << 4) | (_EV_R + side)
         d.letters = letters
 
         if syn:
@@ -707,12 +737,6 @@ class FlowTable:
         if best < 0 and d.isns:
             base = d.isns[-1]
         return base
-
-    @staticmethod
-    def _letter(flow: _Flow, d: _Dir, letter: str, is_a: bool) -> None:
-        if letter not in d.letters:
-            d.letters += letter
-            flow.events.append((letter, is_a))
 
     # -- the client's question: where is the hello, and what is it --------------------
     def _progress(self, flow: _Flow, ts: int) -> None:
@@ -803,7 +827,7 @@ class FlowTable:
         flow.hello_end = end
         flow.hspan = st.span(flow.hello_start, end)
         flow.q = _Q_DONE
-        if not ch.sslv2 and _EARLY_DATA not in ch.extension_types:
+        if not ch.sslv2 and not _offers_early_data(ch):
             # The client's next records may prove a ServerHello the capture lacks.
             flow.infer = 1
         if 0x0304 not in ch.supported_versions and flow.server.stream is not st and flow.infer != 1:
@@ -850,7 +874,8 @@ class FlowTable:
         ServerHello bytes precede its FIN, so the proof also outranks ``server_close``, and
         server bytes that are not a TLS reaction (the capture starts inside the server's
         flight after a lost segment)."""
-        if flow.outcome not in (None, "server_close") or flow.q != _Q_DONE or flow.ch is None:
+        outcome = flow.outcome
+        if (outcome is not None and outcome != "server_close") or flow.q != _Q_DONE or flow.ch is None:
             flow.infer = 2
             return
         st = flow.client.stream
@@ -1052,30 +1077,32 @@ class FlowTable:
 
     def _check_done(self, flow: _Flow) -> None:
         q = flow.q
-        if flow.infer == 1 and flow.outcome not in (None, "server_close"):
+        outcome = flow.outcome
+        if flow.infer == 1 and outcome is not None and outcome != "server_close":
             flow.infer = 2
         if q == _Q_NONE or q == _Q_DONE and flow.hrr_state != 1 and flow.infer != 1 and (
-            flow.outcome is not None or flow.server_other is not None
+            outcome is not None or flow.server_other is not None
         ):
             flow.done = True
         else:
             return
-        for d in (flow.a, flow.b):
-            if d.stream is not None and not d.stream.released:
-                d.stream.release()
+        _release(flow.a.stream)
+        _release(flow.b.stream)
 
     def _update_decided(self, flow: _Flow) -> None:
+        """Put the flow's direction keys in ``decided`` once they qualify (module notes).
+        Called for every packet of a done flow until both are in: no tuples or loops."""
         if flow.in_decided == 3:
             return
         established = not flow.syn_seen or flow.client.ack_after_synack
         if not established:
             return
-        for bit, d in ((1, flow.a), (2, flow.b)):
-            if not flow.in_decided & bit and (
-                ("A" in d.letters and "D" in d.letters) or d.pkts_after_done >= _LETTER_WAIT
-            ):
-                self.decided.add(d.key)
-                flow.in_decided |= bit
+        if not flow.in_decided & 1 and _letters_known(flow.a):
+            self.decided.add(flow.a.key)
+            flow.in_decided |= 1
+        if not flow.in_decided & 2 and _letters_known(flow.b):
+            self.decided.add(flow.b.key)
+            flow.in_decided |= 2
 
     # -- closing ----------------------------------------------------------------------------
     def _evict(self) -> list[Handshake]:
@@ -1098,13 +1125,16 @@ class FlowTable:
                 t = pending.pop(d.key, None)
                 if t is not None and t > flow.last_ts:
                     flow.last_ts = t
-        for d in (flow.a, flow.b):
-            if self._flows.get(d.key) is flow:
-                del self._flows[d.key]
-            self.decided.discard(d.key)
-            if not at_end:
-                self._tomb[d.key] = flow.last_ts
+        flows = self._flows
+        decided = self.decided
         tomb = self._tomb
+        for d in (flow.a, flow.b):
+            key = d.key
+            if flows.get(key) is flow:
+                del flows[key]
+            decided.discard(key)
+            if not at_end:
+                tomb[key] = flow.last_ts
         excess = len(tomb) - self.max_flows
         if excess > 0:
             # Bounded: drop the oldest tombstones (insertion order), one or two per close.
@@ -1303,7 +1333,7 @@ class FlowTable:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_VERSION_NAMES: dict[tuple[tuple[int, ...], int], tuple[str, ...]] = {}
+_VERSION_NAMES: Final[dict[tuple[tuple[int, ...], int], tuple[str, ...]]] = {}
 
 
 def _version_names(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
@@ -1318,6 +1348,25 @@ def _version_names(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
             _VERSION_NAMES.clear()
         _VERSION_NAMES[key] = names
     return names
+
+
+def _offers_early_data(ch: ClientHello) -> bool:
+    """``_EARLY_DATA in ch.extension_types`` without building that tuple."""
+    for ext_type, _ in ch.extensions:
+        if ext_type == _EARLY_DATA:
+            return True
+    return False
+
+
+def _release(st: Stream | None) -> None:
+    if st is not None and not st.released:
+        st.release()
+
+
+def _letters_known(d: _Dir) -> bool:
+    """The direction shows both A and D (all a data or pure-ACK packet could add), or has
+    sent _LETTER_WAIT packets since its flow was done."""
+    return (d.letters & (_L_A | _L_D)) == _L_A | _L_D or d.pkts_after_done >= _LETTER_WAIT
 
 
 def _fingerprints(ch: ClientHello) -> tuple[str | None, str | None, str | None, str | None]:
@@ -1340,11 +1389,16 @@ def _find_hello_start(
     closing, or the server already sent plenty without a hello from the client).
     """
     n = len(buf)
+    if n == 0:
+        return None
     pos = 0
     proxy: str | None = None
     prelude: str | None = None
+    # The PROXY headers are only looked for when the first byte fits (a plain hello, the
+    # common case, then costs no slices).
+    first = buf[0]
     # PROXY protocol v1: "PROXY TCP4 src dst sport dport\r\n", at most 107 bytes.
-    if buf[:6] == b"PROXY " or (n < 6 and b"PROXY "[:n] == bytes(buf)):
+    if first == 0x50 and (buf[:6] == b"PROXY " or (n < 6 and b"PROXY "[:n] == bytes(buf))):
         if n < 6:
             return None
         i = buf.find(b"\r\n", 0, 108)
@@ -1358,7 +1412,7 @@ def _find_hello_start(
             except (ValueError, UnicodeDecodeError):
                 proxy = None
         pos = i + 2
-    elif buf[:12] == _PROXY2_SIG or (n < 12 and _PROXY2_SIG[:n] == bytes(buf)):
+    elif first == 0x0D and (buf[:12] == _PROXY2_SIG or (n < 12 and _PROXY2_SIG[:n] == bytes(buf))):
         # PROXY protocol v2: 12-byte signature, ver/cmd, family, length, addresses.
         if n < 16:
             return None
@@ -1555,10 +1609,30 @@ def _conn_state(flow: _Flow) -> str:
     return "OTH"
 
 
+# History text by (events, client_is_a): a capture's connections share a few dozen histories.
+_HISTORY: Final[dict[int, str]] = {}
+
+
 def _history(flow: _Flow) -> str:
     """Zeek history letters: originator upper case, responder lower case."""
-    client_is_a = flow.client_is_a
+    key = (flow.events << 1) | (1 if flow.client_is_a else 0)
+    text = _HISTORY.get(key)
+    if text is None:
+        text = _history_text(flow.events, flow.client_is_a)
+        if len(_HISTORY) >= 4096:
+            _HISTORY.clear()
+        _HISTORY[key] = text
+    return text
+
+
+def _history_text(events: int, client_is_a: bool) -> str:
+    codes: list[int] = []
+    while events:
+        codes.append(events & 15)
+        events >>= 4
     out = ["^"] if not client_is_a else []
-    for letter, is_a in flow.events:
+    for code in reversed(codes):
+        letter = _HISTORY_LETTERS[(code - 1) >> 1]
+        is_a = (code - 1) & 1 == 1
         out.append(letter if is_a == client_is_a else letter.lower())
     return "".join(out)

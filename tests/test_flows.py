@@ -1024,3 +1024,21 @@ def test_every_record_has_exactly_the_handshake_fields() -> None:
             assert set(vars(h)) == want, path.name
             n += 1
     assert n > 20
+
+
+@given(st.permutations([(letter, is_a) for letter in "SHADFR" for is_a in (True, False)]),
+       st.integers(0, 12), st.booleans())
+def test_history_text_spells_the_packed_events_in_order(
+    events: list[tuple[str, bool]], n: int, client_is_a: bool
+) -> None:
+    # FlowTable._packet records each (letter, side) event as 4 bits of one int; every order of
+    # up to 12 events (6 letters, 2 sides) must come back as the Zeek history text.
+    from sniparse.flows import _HISTORY_LETTERS, _history_text
+
+    packed = 0
+    for letter, is_a in events[:n]:
+        packed = (packed << 4) | (1 + 2 * _HISTORY_LETTERS.index(letter) + (1 if is_a else 0))
+    want = ("" if client_is_a else "^") + "".join(
+        letter if is_a == client_is_a else letter.lower() for letter, is_a in events[:n]
+    )
+    assert _history_text(packed, client_is_a) == want

@@ -30,13 +30,10 @@ pandas and matplotlib are imported inside the methods that need them, never at m
 
 from __future__ import annotations
 
-import csv
-import html
 import io
 import ipaddress
 import json
 import math
-import statistics
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -486,13 +483,15 @@ def _csv_value(v: Any) -> str:
 
 
 def _csv_line(values: list[str]) -> str:
+    import csv  # only for rows the direct writer leaves to it: not an import of every run
+
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(values)
     return buf.getvalue()
 
 
-#: The CSV header line: the column names.
-_CSV_HEADER: Final = _csv_line(list(HANDSHAKE_COLUMNS))
+#: The CSV header line: the column names (field names: nothing csv.writer would quote).
+_CSV_HEADER: Final = ",".join(HANDSHAKE_COLUMNS) + "\n"
 
 
 def _csv_field(text: str) -> str | None:
@@ -732,6 +731,8 @@ def _median(values: Iterable[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     if not vals:
         return None
+    import statistics  # the text report's medians only
+
     return float(statistics.median(vals))
 
 
@@ -2047,6 +2048,8 @@ class Report:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        import html
+
         s = self.summary()
         esc = html.escape
         parts = ["<div class='sniparse-report'>"]

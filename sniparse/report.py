@@ -30,13 +30,10 @@ pandas and matplotlib are imported inside the methods that need them, never at m
 
 from __future__ import annotations
 
-import csv
-import html
 import io
 import ipaddress
 import json
 import math
-import statistics
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,7 +41,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from heapq import heapify, heappop, heappush, heappushpop
 from itertools import chain
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ._compiled import mypyc_attr
 from .errors import Issue
@@ -299,9 +296,14 @@ def handshake_to_dict(h: Handshake) -> dict[str, Any]:
 _json_str: Final = json.encoder.encode_basestring
 _JSON_HEAD: Final = '{"ts_ns": '
 _JSON_TS: Final = ', "ts": '
-_JSON_REST: Final[tuple[tuple[str, str], ...]] = tuple(
-    (name, f", {json.encoder.encode_basestring(name)}: ") for name in _REST_COLUMNS
+#: ``, "name": `` before each column after ``ts``, and that prefix with the constant values.
+_JSON_KEYS: Final[tuple[str, ...]] = tuple(
+    f", {json.encoder.encode_basestring(name)}: " for name in _REST_COLUMNS
 )
+_JSON_NULL: Final = tuple(k + "null" for k in _JSON_KEYS)
+_JSON_TRUE: Final = tuple(k + "true" for k in _JSON_KEYS)
+_JSON_FALSE: Final = tuple(k + "false" for k in _JSON_KEYS)
+_JSON_EMPTY: Final = tuple(k + "[]" for k in _JSON_KEYS)
 
 
 def _json_scalar(v: object) -> str | None:
@@ -322,65 +324,141 @@ def _json_scalar(v: object) -> str | None:
 
 _isfinite: Final = math.isfinite
 
-# JSON / CSV text of recent str values. The same strings come back row after row (statuses,
-# outcomes, the fingerprint texts of a few client stacks -- ja3_string and ja4_r are hundreds
-# of characters); a dict lookup on a str whose hash is cached is far cheaper than escaping it
-# again. Cleared when full, so memory stays bounded whatever the capture holds.
+# The ``, "name": value`` text of recent str, bytes and str-tuple values, one table per column.
+# The same values come back row after row (statuses, outcomes, server names, the fingerprint
+# texts of a few client stacks -- ja3_string and ja4_r are hundreds of characters): a lookup
+# is far cheaper than escaping and joining again, and one piece per column makes the row's
+# join shorter. A table stops growing when full rather than being emptied: a column whose
+# values never repeat (client addresses on a busy link) then costs a failed lookup a row, not
+# an insertion, and memory stays bounded whatever the capture holds (texts longer than
+# _COLUMN_TEXT_MAX are not kept either).
+_COLUMN_CACHE_SIZE: Final = 1024
+_COLUMN_TEXT_MAX: Final = 1024
+_JSON_COLUMN_TEXT: Final[list[dict[object, str]]] = [{} for _ in _REST_COLUMNS]
 _TEXT_CACHE_SIZE: Final = 4096
-_JSON_TEXT: dict[str, str] = {}
 _CSV_TEXT: dict[str, str] = {}
 
 
-def _json_text(v: str) -> str:
-    """``_json_str(v)``, from the cache when seen recently."""
-    text = _JSON_TEXT.get(v)
-    if text is None:
-        text = _json_str(v)
-        if len(_JSON_TEXT) >= _TEXT_CACHE_SIZE:
-            _JSON_TEXT.clear()
-        _JSON_TEXT[v] = text
+def _json_column_text(i: int, v: object) -> str:
+    """``, "name": `` and the JSON text of column ``i``'s value ``v`` -- a str, bytes (as hex
+    text) or a tuple of str, exact types only -- from the column's table when seen."""
+    table = _JSON_COLUMN_TEXT[i]
+    text = table.get(v)
+    if text is not None:
+        return text
+    if isinstance(v, str):
+        text = _JSON_KEYS[i] + _json_str(v)
+    elif isinstance(v, bytes):
+        # Hex digits need no escaping.
+        text = _JSON_KEYS[i] + '"' + v.hex() + '"'
+    else:
+        items = cast("tuple[str, ...]", v)
+        text = _JSON_KEYS[i] + "[" + ", ".join([_json_str(x) for x in items]) + "]"
+    if len(table) < _COLUMN_CACHE_SIZE and len(text) <= _COLUMN_TEXT_MAX:
+        table[v] = text
     return text
+
+
+def _json_list(v: tuple[object, ...]) -> str | None:
+    """The JSON list of a tuple of str, bytes (hex text), None, bool, int or finite float;
+    None for anything else."""
+    texts: list[str] = []
+    for x in v:
+        if type(x) is str:
+            texts.append(_json_str(x))
+        elif type(x) is bytes:
+            texts.append(_json_str(x.hex()))
+        else:
+            sx = _json_scalar(x)
+            if sx is None:
+                return None
+            texts.append(sx)
+    return "[" + ", ".join(texts) + "]"
+
+
+def _all_str(v: tuple[object, ...]) -> bool:
+    for x in v:
+        if type(x) is not str:
+            return False
+    return True
+
+
+class _RowTime:
+    """The row head's text for the last whole second seen: ``{"ts_ns": `` and the seconds'
+    digits, and ``, "ts": "`` and the ISO text up to the decimal point (``sec`` is -1 before
+    the first)."""
+
+    __slots__ = ("sec", "ts", "ts_ns")
+
+    def __init__(self) -> None:
+        self.sec = -1
+        self.ts_ns = ""
+        self.ts = ""
+
+
+_ROW_TIME = _RowTime()
+_NS: Final = 1_000_000_000
 
 
 def _ndjson_fast(src: dict[str, Any]) -> str | None:
     """The ndjson line of a handshake's instance dict, or None when a value needs the
-    encoder."""
+    encoder.
+
+    The head comes from the second's cached texts: for ``ts_ns`` of one second or more, its
+    digits are the second's digits then the nine of the nanoseconds, and the ISO text's six
+    fraction digits are the first six of those nine."""
     ts_ns: object = src["ts_ns"]
     if type(ts_ns) is not int:
         return None
-    ts = _iso(ts_ns)
-    # The ISO text is digits and punctuation: nothing to escape.
-    parts: list[str] = [_JSON_HEAD, str(ts_ns), _JSON_TS, "null" if ts is None else f'"{ts}"']
-    for name, key in _JSON_REST:
-        v: object = src[name]
-        parts.append(key)
+    parts: list[str]
+    sec = ts_ns // _NS
+    head = _ROW_TIME
+    if sec != head.sec and sec >= 1:
+        ts = _iso(ts_ns)
+        if ts is not None:
+            head.sec = sec
+            head.ts_ns = _JSON_HEAD + str(sec)
+            head.ts = _JSON_TS + '"' + ts[:-7]
+    if sec == head.sec:
+        ns = str(_NS + ts_ns - sec * _NS)
+        parts = [head.ts_ns, ns[1:], head.ts, ns[1:7], 'Z"']
+    else:
+        ts = _iso(ts_ns)
+        # The ISO text is digits and punctuation: nothing to escape.
+        parts = [_JSON_HEAD, str(ts_ns), _JSON_TS, "null" if ts is None else f'"{ts}"']
+    names = _REST_COLUMNS
+    for i in range(len(names)):
+        v: object = src[names[i]]
         if type(v) is str:
-            parts.append(_json_text(v))
+            parts.append(_json_column_text(i, v))
         elif v is None:
-            parts.append("null")
-        elif type(v) is tuple:
+            parts.append(_JSON_NULL[i])
+        elif v is True:
+            parts.append(_JSON_TRUE[i])
+        elif v is False:
+            parts.append(_JSON_FALSE[i])
+        elif type(v) is int:
+            parts.append(_JSON_KEYS[i])
+            parts.append(str(v))
+        elif isinstance(v, tuple) and type(v) is tuple:
             if not v:
-                parts.append("[]")
-                continue
-            texts: list[str] = []
-            for x in v:
-                if type(x) is str:
-                    texts.append(_json_text(x))
-                elif type(x) is bytes:
-                    texts.append(_json_str(x.hex()))
-                else:
-                    sx = _json_scalar(x)
-                    if sx is None:
-                        return None
-                    texts.append(sx)
-            parts.append("[" + ", ".join(texts) + "]")
-        elif type(v) is bytes:
-            parts.append(_json_str(v.hex()))
+                parts.append(_JSON_EMPTY[i])
+            elif _all_str(v):
+                parts.append(_json_column_text(i, v))
+            else:
+                text = _json_list(v)
+                if text is None:
+                    return None
+                parts.append(_JSON_KEYS[i])
+                parts.append(text)
+        elif isinstance(v, bytes) and type(v) is bytes:
+            parts.append(_json_column_text(i, v))
+        elif isinstance(v, float) and type(v) is float and v - v == 0.0:
+            # finite (inf - inf and nan - nan are nan)
+            parts.append(_JSON_KEYS[i])
+            parts.append(str(v))
         else:
-            sv = _json_scalar(v)
-            if sv is None:
-                return None
-            parts.append(sv)
+            return None
     parts.append("}\n")
     return "".join(parts)
 
@@ -405,13 +483,15 @@ def _csv_value(v: Any) -> str:
 
 
 def _csv_line(values: list[str]) -> str:
+    import csv  # only for rows the direct writer leaves to it: not an import of every run
+
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(values)
     return buf.getvalue()
 
 
-#: The CSV header line: the column names.
-_CSV_HEADER: Final = _csv_line(list(HANDSHAKE_COLUMNS))
+#: The CSV header line: the column names (field names: nothing csv.writer would quote).
+_CSV_HEADER: Final = ",".join(HANDSHAKE_COLUMNS) + "\n"
 
 
 def _csv_field(text: str) -> str | None:
@@ -651,6 +731,8 @@ def _median(values: Iterable[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     if not vals:
         return None
+    import statistics  # the text report's medians only
+
     return float(statistics.median(vals))
 
 
@@ -1966,6 +2048,8 @@ class Report:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        import html
+
         s = self.summary()
         esc = html.escape
         parts = ["<div class='sniparse-report'>"]

@@ -257,6 +257,33 @@ def test_python_dash_m() -> None:
     assert p.returncode == 0 and "--fail-on-no-sni" in p.stdout
 
 
+def test_streamed_formats_load_no_text_report(fixtures_dir: Path, tmp_path: Path) -> None:
+    """--format ndjson / csv / json import neither the text report nor what only it (or
+    the CSV fallback, the medians, the notebook view) uses; --format text does."""
+    cap = str(fixtures_dir / "scenarios" / "accepts_both.pcap")
+    code = (
+        "import sys\n"
+        "from sniparse.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "names = ('sniparse._textreport', 'textwrap', 'rich', 'csv', 'html', 'statistics')\n"
+        "print(' '.join(n for n in names if n in sys.modules))\n"
+    )
+
+    def loaded(*args: str) -> set[str]:
+        p = subprocess.run([sys.executable, "-c", code, cap, *args], check=False,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+
+    for fmt in ("ndjson", "csv", "json"):
+        out = str(tmp_path / f"out.{fmt}")
+        assert loaded("--format", fmt, "-o", out) == set(), fmt
+    assert {"sniparse._textreport", "textwrap"} <= loaded("-o", str(tmp_path / "out.txt"))
+
+
 @pytest.mark.parametrize(
     ("name", "verdict", "code"),
     [

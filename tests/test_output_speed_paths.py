@@ -94,3 +94,48 @@ def test_found_flags_clients_without_sni(handshakes: list[Handshake]) -> None:
 def test_unknown_row_format() -> None:
     with pytest.raises(ValueError):
         report._RowWriter("json", lambda _t: None, 10)
+
+
+def _encoded(h: Handshake) -> str:
+    return report._ENCODER.encode(report.handshake_to_dict(h)) + "\n"
+
+
+def _with(h: Handshake, **changes: object) -> Handshake:
+    import dataclasses
+
+    out = dataclasses.replace(h)
+    out.__dict__.update(changes)
+    return out
+
+
+def test_row_head_across_seconds(handshakes: list[Handshake]) -> None:
+    """The per-second head texts: second boundaries, back in time, before 1970-01-01T00:00:01,
+    and the last second a calendar date can show."""
+    base = handshakes[0]
+    stamps = [
+        1_767_225_601_003_683_000, 1_767_225_601_999_999_999, 1_767_225_602_000_000_000,
+        1_767_225_602_000_000_001, 1_767_225_601_500_000_000, 1_000_000_000, 999_999_999, 0,
+        -1, -1_000_000_001, 1_999_999_999, 253_402_300_799_999_999_999, 253_402_300_800 * 10**9,
+        1_767_225_602_000_001_000,
+    ]
+    for ts_ns in stamps + stamps[::-1]:
+        h = _with(base, ts_ns=ts_ns)
+        assert report._ndjson_row(h) == _encoded(h), ts_ns
+
+
+def test_row_column_tables_when_full(handshakes: list[Handshake]) -> None:
+    """Values past a column table's size or text limit are written all the same, and a table
+    keeps its texts apart from equal values of another type."""
+    base = handshakes[0]
+    n = report._COLUMN_CACHE_SIZE + 50
+    long = "x" * (report._COLUMN_TEXT_MAX + 1)
+    for i in range(n):
+        h = _with(base, sni=f"host{i}.example", sni_raw=f"host{i}".encode(), detail=long + str(i),
+                  alpn=(f"p{i % 7}", "h2"), history=str(i % 3))
+        assert report._ndjson_row(h) == _encoded(h)
+    for changes in ({"alpn": ("1",)}, {"alpn": (1,)}, {"alpn": (True,)}, {"alpn": (1.0,)},
+                    {"history": "1"}, {"segments": 1}, {"segments": True}, {"sni_raw": b"1"},
+                    {"sni_raw": "1"}):
+        h = _with(base, **changes)
+        assert report._ndjson_row(h) == _encoded(h), changes
+    assert all(len(t) <= report._COLUMN_CACHE_SIZE for t in report._JSON_COLUMN_TEXT)

@@ -200,12 +200,13 @@ BatchFunction = Callable[
     BatchResult,
 ]
 #: The pcapng batch scan (``sniparse._speedups.scan_pcapng_batch``): the arguments of
-#: :data:`ScanNgFunction` then the first frame number, record type, segment type and most
-#: records to collect; the result as :data:`BatchResult` with the last time walked in place
-#: of the seconds field (``counts`` receives every packet walked per interface).
+#: :data:`ScanNgFunction`, a list ``seen``, then the first frame number, record type,
+#: segment type and most records to collect; the result as :data:`BatchResult` with the
+#: last time walked in place of the seconds field. ``counts`` receives every packet walked
+#: per interface, ``seen`` the interface ids walked in the order of their first packet.
 NgBatchFunction = Callable[
     [Any, int, bool, "list[tuple[int, int, int, int, int, int]]", int, "set[bytes]",
-     "dict[bytes, int]", int, "list[int]", int, "type[tuple[Any, ...]]",
+     "dict[bytes, int]", int, "list[int]", "list[int]", int, "type[tuple[Any, ...]]",
      "type[tuple[Any, ...]]", int],
     BatchResult,
 ]

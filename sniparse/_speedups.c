@@ -1019,28 +1019,30 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
 
 PyDoc_STRVAR(scan_pcapng_batch_doc,
 "scan_pcapng_batch(buf, pos, big_endian, table, max_block, decided, pending, stop_ts,\n"
-"                  counts, frame, record_type, segment_type, max_items)\n"
+"                  counts, seen, frame, record_type, segment_type, max_items)\n"
 "    -> (pos, frames, skipped, bytes, cut, last_ts, expire_ts, max_ts, why, items)\n\n"
 "scan_pcap_batch for pcapng Enhanced Packet Blocks (table, max_block: as for scan_pcapng;\n"
-"counts receives every packet walked per interface, skipped or collected). Stops (why 1)\n"
+"counts receives every packet walked per interface, skipped or collected; the ids of the\n"
+"interfaces walked are appended to the list seen in the order of their first packet in\n"
+"this call, so that the caller counts link types in the order they appear). Stops (why 1)\n"
 "at any block that is not a sound EPB of a known interface or whose time does not fit in\n"
 "64 bits; why 2 and 3 and the items as for scan_pcap_batch. last_ts is the time of the\n"
 "last packet walked (or -1).");
 
 static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 13) {
-        PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch() takes exactly 13 arguments");
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch() takes exactly 14 arguments");
         return NULL;
     }
-    if (!PyType_Check(args[10]) || !PyType_IsSubtype((PyTypeObject *)args[10], &PyTuple_Type) ||
-        !PyType_Check(args[11]) || !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type)) {
+    if (!PyType_Check(args[11]) || !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type) ||
+        !PyType_Check(args[12]) || !PyType_IsSubtype((PyTypeObject *)args[12], &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError,
                         "scan_pcapng_batch(): record_type and segment_type must be tuple types");
         return NULL;
     }
-    PyTypeObject *rtype = (PyTypeObject *)args[10];
-    PyTypeObject *stype = (PyTypeObject *)args[11];
+    PyTypeObject *rtype = (PyTypeObject *)args[11];
+    PyTypeObject *stype = (PyTypeObject *)args[12];
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     int big = PyObject_IsTrue(args[2]);
     PyObject *table = args[3];
@@ -1049,11 +1051,13 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
     PyObject *pending = args[6];
     long long stop_ts = as_stop_ts(args[7]);
     PyObject *counts = args[8];
-    long long frame0 = PyLong_AsLongLong(args[9]);
-    Py_ssize_t max_items = PyLong_AsSsize_t(args[12]);
+    PyObject *seen = args[9];
+    long long frame0 = PyLong_AsLongLong(args[10]);
+    Py_ssize_t max_items = PyLong_AsSsize_t(args[13]);
     if (PyErr_Occurred() || big < 0)
         return NULL;
-    if (!PyList_Check(table) || !PyList_Check(counts) || !PyAnySet_Check(decided) ||
+    if (!PyList_Check(table) || !PyList_Check(counts) || !PyList_Check(seen) ||
+        !PyAnySet_Check(decided) ||
         !PyDict_Check(pending) || PyList_GET_SIZE(counts) != PyList_GET_SIZE(table) ||
         pos < 0 || max_items < 1) {
         PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch(): bad arguments");
@@ -1164,8 +1168,17 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
                 }
             }
         }
+        if (cnt[ifid]++ == 0) {
+            PyObject *io = PyLong_FromUnsignedLong(ifid);
+            int r = io == NULL ? -1 : PyList_Append(seen, io);
+            Py_XDECREF(io);
+            if (r < 0) {
+                cnt[ifid]--;
+                failed = 1;
+                break;
+            }
+        }
         frames++;
-        cnt[ifid]++;
         nbytes += caplen;
         if (caplen < origlen)
             cut++;

@@ -478,11 +478,20 @@ class PcapngFramer:
                     last_ts = self.last_ts
                     big = endian == ">"
                     counts = [0] * ntab
+                    seen: list[int] = []
                     while pos + 28 <= n:
                         pos, nf, k, nb, ct, lts_, ets, mts, why, items = scan(
                             buf, pos, big, table, MAX_BLOCK, decided, pending,
-                            sk.next_expire, counts, frame, rtype, stype, sk.batch,
+                            sk.next_expire, counts, seen, frame, rtype, stype, sk.batch,
                         )
+                        if seen:
+                            # Link types are counted in the order their packets appear
+                            # (the statistics list them in that order).
+                            for i in seen:
+                                lt = table[i][1]
+                                if lt not in lts:
+                                    lts[lt] = 0
+                            seen.clear()
                         if nf:
                             frame += nf
                             nframes += nf

@@ -54,7 +54,9 @@ def _run(source: Any, mode: str, **kw: Any) -> tuple[Any, ...]:
     st = a.stats()
     decode = dict(st.decode)
     skipped = decode.pop("bulk_skipped", 0)
-    stats = (st.files, st.frames, st.bytes, st.first_ts_ns, st.last_ts_ns, st.linktypes,
+    # (Link types as a list: their order shows in the JSON report.)
+    stats = (st.files, st.frames, st.bytes, st.first_ts_ns, st.last_ts_ns,
+             list(st.linktypes.items()),
              st.tcp_segments, st.truncated_frames, decode, st.flows)
     return hs, [repr(i) for i in a.issues.to_list()], stats, skipped
 

@@ -21,8 +21,8 @@ No Record, no Segment, no data slice is made for a skipped packet; only its dire
 * :func:`scan_pcap_py` here (and the pcapng framer's own loop) -- pure Python, about
   1.5 µs a skipped record.
 
-``sniparse._speedups.scan_pcap_batch`` (:data:`scan_pcap_batch`, C only) is the classic
-pcap scan for a whole batch: it skips the same records, and hands over up to a given number
+``sniparse._speedups.scan_pcap_batch`` and ``scan_pcapng_batch`` (:data:`scan_pcap_batch`,
+:data:`scan_pcapng_batch`, C only) are the scans for a whole batch: it skips the same records, and hands over up to a given number
 of the others per call, already decoded to Segments where its decoder takes them; the
 pipeline (:mod:`sniparse.analyze`, "Batches") says why that is exact.
 
@@ -72,6 +72,7 @@ __all__ = [
     "scan_pcap_batch",
     "scan_pcap_py",
     "scan_pcapng",
+    "scan_pcapng_batch",
     "scan_pcapng_py",
 ]
 
@@ -196,6 +197,17 @@ BatchResult = tuple[int, int, int, int, int, int, int, int, int, "list[Any]"]
 BatchFunction = Callable[
     [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]", int, int,
      int, "type[tuple[Any, ...]]", "type[tuple[Any, ...]]", int],
+    BatchResult,
+]
+#: The pcapng batch scan (``sniparse._speedups.scan_pcapng_batch``): the arguments of
+#: :data:`ScanNgFunction`, a list ``seen``, then the first frame number, record type,
+#: segment type and most records to collect; the result as :data:`BatchResult` with the
+#: last time walked in place of the seconds field. ``counts`` receives every packet walked
+#: per interface, ``seen`` the interface ids walked in the order of their first packet.
+NgBatchFunction = Callable[
+    [Any, int, bool, "list[tuple[int, int, int, int, int, int]]", int, "set[bytes]",
+     "dict[bytes, int]", int, "list[int]", "list[int]", int, "type[tuple[Any, ...]]",
+     "type[tuple[Any, ...]]", int],
     BatchResult,
 ]
 #: A batch ended after a collected record: call the scan again.
@@ -372,6 +384,10 @@ def _pick() -> tuple[ScanFunction, ScanNgFunction | None, str]:
 scan_pcap: ScanFunction
 #: The C batch scan of classic pcap (:data:`BatchFunction`), or None.
 scan_pcap_batch: BatchFunction | None = cast("BatchFunction | None", speedups("scan_pcap_batch"))
+#: The C batch scan of pcapng (:data:`NgBatchFunction`), or None.
+scan_pcapng_batch: NgBatchFunction | None = cast(
+    "NgBatchFunction | None", speedups("scan_pcapng_batch")
+)
 #: The C pcapng scan, or None (the framer then skips in its own Python loop).
 scan_pcapng: ScanNgFunction | None
 #: ``"c"`` or ``"python"``: which :data:`scan_pcap` is in use.
@@ -388,7 +404,8 @@ class Skipper:
     ``on_expire(ts)`` -- the sweep the per-record loop runs after every TCP segment.
 
     ``scan_batch`` (the C :data:`BatchFunction`, or None) makes the classic pcap framer hand
-    over many records per call (:meth:`sniparse.pcap.PcapFramer.batches`), each decoded
+    over many records per call (:meth:`sniparse.pcap.PcapFramer.batches`; ``scan_ng_batch``
+    the same for pcapng, :meth:`sniparse.pcapng.PcapngFramer.batches`), each decoded
     to a ``segment_type`` where the C decoder can, at most ``batch`` of them per list; the
     consumer lowers ``batch`` to 1 to turn batching off (see "Batches" in the module
     notes of :mod:`sniparse.analyze`)."""
@@ -407,6 +424,7 @@ class Skipper:
         "scan",
         "scan_batch",
         "scan_ng",
+        "scan_ng_batch",
         "segment_type",
         "skipped",
     )
@@ -420,6 +438,7 @@ class Skipper:
         scan_ng: ScanNgFunction | None | str = "default",
         scan_batch: BatchFunction | None = None,
         segment_type: type[tuple[Any, ...]] = tuple,
+        scan_ng_batch: NgBatchFunction | None = None,
     ) -> None:
         self.decided = decided
         self.scan_ng: ScanNgFunction | None = (
@@ -436,5 +455,6 @@ class Skipper:
         self.max_ts = -1
         self.linktypes: dict[int, int] = {}
         self.scan_batch = scan_batch
+        self.scan_ng_batch = scan_ng_batch
         self.segment_type = segment_type
         self.batch = 1

@@ -1017,6 +1017,267 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
     return steal_tuple(10, out);
 }
 
+PyDoc_STRVAR(scan_pcapng_batch_doc,
+"scan_pcapng_batch(buf, pos, big_endian, table, max_block, decided, pending, stop_ts,\n"
+"                  counts, seen, frame, record_type, segment_type, max_items)\n"
+"    -> (pos, frames, skipped, bytes, cut, last_ts, expire_ts, max_ts, why, items)\n\n"
+"scan_pcap_batch for pcapng Enhanced Packet Blocks (table, max_block: as for scan_pcapng;\n"
+"counts receives every packet walked per interface, skipped or collected; the ids of the\n"
+"interfaces walked are appended to the list seen in the order of their first packet in\n"
+"this call, so that the caller counts link types in the order they appear). Stops (why 1)\n"
+"at any block that is not a sound EPB of a known interface or whose time does not fit in\n"
+"64 bits; why 2 and 3 and the items as for scan_pcap_batch. last_ts is the time of the\n"
+"last packet walked (or -1).");
+
+static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch() takes exactly 14 arguments");
+        return NULL;
+    }
+    if (!PyType_Check(args[11]) || !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type) ||
+        !PyType_Check(args[12]) || !PyType_IsSubtype((PyTypeObject *)args[12], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_pcapng_batch(): record_type and segment_type must be tuple types");
+        return NULL;
+    }
+    PyTypeObject *rtype = (PyTypeObject *)args[11];
+    PyTypeObject *stype = (PyTypeObject *)args[12];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    int big = PyObject_IsTrue(args[2]);
+    PyObject *table = args[3];
+    long long max_block = PyLong_AsLongLong(args[4]);
+    PyObject *decided = args[5];
+    PyObject *pending = args[6];
+    long long stop_ts = as_stop_ts(args[7]);
+    PyObject *counts = args[8];
+    PyObject *seen = args[9];
+    long long frame0 = PyLong_AsLongLong(args[10]);
+    Py_ssize_t max_items = PyLong_AsSsize_t(args[13]);
+    if (PyErr_Occurred() || big < 0)
+        return NULL;
+    if (!PyList_Check(table) || !PyList_Check(counts) || !PyList_Check(seen) ||
+        !PyAnySet_Check(decided) ||
+        !PyDict_Check(pending) || PyList_GET_SIZE(counts) != PyList_GET_SIZE(table) ||
+        pos < 0 || max_items < 1) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch(): bad arguments");
+        return NULL;
+    }
+    if (max_items > BATCH_MAX)
+        max_items = BATCH_MAX;
+    Py_ssize_t ntab = PyList_GET_SIZE(table);
+    iface *tab = PyMem_Calloc((size_t)(ntab ? ntab : 1), sizeof(iface));
+    PyObject **gidx = PyMem_Calloc((size_t)(ntab ? ntab : 1), sizeof(PyObject *));
+    long long *cnt = PyMem_Calloc((size_t)(ntab ? ntab : 1), sizeof(long long));
+    PyObject *items = PyList_New(0);
+    if (tab == NULL || gidx == NULL || cnt == NULL || items == NULL) {
+        PyMem_Free(tab);
+        PyMem_Free(gidx);
+        PyMem_Free(cnt);
+        Py_XDECREF(items);
+        return items == NULL ? NULL : PyErr_NoMemory();
+    }
+    int usable = 1;
+    for (Py_ssize_t i = 0; i < ntab && usable; i++) {
+        PyObject *t = PyList_GET_ITEM(table, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 6) {
+            usable = 0;
+            break;
+        }
+        gidx[i] = PyTuple_GET_ITEM(t, 0); /* borrowed: the table outlives the call */
+        tab[i].lt = PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
+        tab[i].mul = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 3));
+        tab[i].div = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 4));
+        tab[i].off = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 5));
+        if (PyErr_Occurred()) {
+            /* Values beyond 64 bits: leave this section to Python. */
+            PyErr_Clear();
+            usable = 0;
+        } else if (tab[i].mul < 0 || tab[i].div <= 0) {
+            usable = 0;
+        }
+    }
+#ifndef __SIZEOF_INT128__
+    usable = 0; /* exact timestamps need 128-bit products; Python does it instead */
+#endif
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyMem_Free(tab);
+        PyMem_Free(gidx);
+        PyMem_Free(cnt);
+        Py_DECREF(items);
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    long long frames = 0, k = 0, nbytes = 0, cut = 0, last_ts = -1, expire_ts = -1, max_ts = -1;
+    Py_ssize_t nitems = 0;
+    int why = 1; /* STOP_OTHER */
+    int failed = 0;
+    unsigned char key[36], rkey[36];
+    int flags = 0;
+    entry cache[CACHE_SIZE];
+    for (int i = 0; i < CACHE_SIZE; i++)
+        cache[i].obj = NULL;
+    int own_set = !fed_busy;
+    if (own_set) {
+        fed_busy = 1;
+        if (++fed_gen == 0) {
+            memset(fed_set, 0, sizeof fed_set);
+            fed_gen = 1;
+        }
+    }
+
+    while (usable && pos + 28 <= n) {
+        const unsigned char *h = b + pos;
+        uint32_t btype = rd32(h, big), blen = rd32(h + 4, big), ifid = rd32(h + 8, big);
+        uint32_t tsh = rd32(h + 12, big), tsl = rd32(h + 16, big);
+        uint32_t caplen = rd32(h + 20, big), origlen = rd32(h + 24, big);
+        long long end = (long long)pos + blen;
+        if (btype != 6 || ifid >= (uint32_t)ntab || end > n || (blen & 3) ||
+            !(32 + (long long)caplen <= (long long)blen && (long long)blen <= max_block) ||
+            rd32(b + end - 4, big) != blen)
+            break;
+#ifdef __SIZEOF_INT128__
+        __int128 t = ((__int128)(((uint64_t)tsh << 32) | tsl) * tab[ifid].mul) / tab[ifid].div +
+                     tab[ifid].off;
+        if (t > (__int128)INT64_MAX || t < (__int128)INT64_MIN)
+            break;
+        long long ts = (long long)t;
+#else
+        long long ts = 0;
+#endif
+        long lt = tab[ifid].lt;
+        const unsigned char *d = h + 28;
+        int klen = frame_key(lt, d, (Py_ssize_t)caplen, key, &flags);
+        int bulk = klen != 0 && !(flags & 0x07);
+        int recheck = 0;
+        int sk = 0;
+        if (bulk) {
+            if (nitems && !own_set) {
+                recheck = 1;
+            } else if (nitems) {
+                reverse_key(key, klen, rkey);
+                recheck = fed_has(key, klen) || fed_has(rkey, klen);
+            }
+            if (!recheck) {
+                sk = skip_key(cache, key, klen, ts, decided, pending);
+                if (sk < 0) {
+                    failed = 1;
+                    break;
+                }
+            }
+        }
+        if (cnt[ifid]++ == 0) {
+            PyObject *io = PyLong_FromUnsignedLong(ifid);
+            int r = io == NULL ? -1 : PyList_Append(seen, io);
+            Py_XDECREF(io);
+            if (r < 0) {
+                cnt[ifid]--;
+                failed = 1;
+                break;
+            }
+        }
+        frames++;
+        nbytes += caplen;
+        if (caplen < origlen)
+            cut++;
+        if (ts > max_ts)
+            max_ts = ts;
+        last_ts = ts;
+        pos = (Py_ssize_t)end;
+        if (sk) {
+            k++;
+            if (ts >= stop_ts) {
+                why = 2; /* STOP_EXPIRE */
+                expire_ts = ts;
+                break;
+            }
+            continue;
+        }
+        PyObject *fo = PyLong_FromLongLong(frame0 + frames);
+        PyObject *tso = PyLong_FromLongLong(ts);
+        if (fo == NULL || tso == NULL) {
+            Py_XDECREF(fo);
+            Py_XDECREF(tso);
+            failed = 1;
+            break;
+        }
+        PyObject *kobj = NULL;
+        PyObject *obj = segment_from(stype, Py_NewRef(fo), Py_NewRef(tso), lt, d,
+                                     (Py_ssize_t)caplen, origlen, &kobj);
+        if (obj == Py_None) {
+            Py_DECREF(obj);
+            PyObject *r6[6] = {Py_NewRef(fo), Py_NewRef(tso), PyLong_FromLong(lt),
+                               PyBytes_FromStringAndSize((const char *)d, caplen),
+                               PyLong_FromUnsignedLong(origlen), Py_NewRef(gidx[ifid])};
+            obj = steal_tuple(6, r6);
+            if (obj != NULL && rtype != &PyTuple_Type) {
+                PyObject *rec = rtype->tp_alloc(rtype, 6);
+                if (rec == NULL) {
+                    Py_CLEAR(obj);
+                } else {
+                    for (int i = 0; i < 6; i++)
+                        PyTuple_SET_ITEM(rec, i, Py_NewRef(PyTuple_GET_ITEM(obj, i)));
+                    Py_SETREF(obj, rec);
+                }
+            }
+            kobj = Py_NewRef(Py_None);
+        }
+        Py_DECREF(fo);
+        Py_DECREF(tso);
+        PyObject *chk = recheck ? PyBytes_FromStringAndSize((const char *)key, klen)
+                                : Py_NewRef(Py_None);
+        if (obj == NULL) {
+            Py_XDECREF(kobj);
+            Py_XDECREF(chk);
+            failed = 1;
+            break;
+        }
+        if (list_add3(items, obj, kobj, chk) < 0) {
+            failed = 1;
+            break;
+        }
+        nitems++;
+        if (klen == 0 || nitems >= max_items || ts >= stop_ts) {
+            why = 3; /* STOP_FULL */
+            break;
+        }
+        if (own_set)
+            fed_add(key, klen);
+    }
+    if (own_set)
+        fed_busy = 0;
+    PyBuffer_Release(&view);
+    if (flush_cache(cache, pending, failed) < 0)
+        failed = 1;
+    for (Py_ssize_t i = 0; i < ntab && !failed; i++) {
+        if (cnt[i] == 0)
+            continue;
+        PyObject *old = PyList_GET_ITEM(counts, i);
+        long long o = PyLong_AsLongLong(old);
+        PyObject *nw = (o == -1 && PyErr_Occurred()) ? NULL : PyLong_FromLongLong(o + cnt[i]);
+        if (nw == NULL) {
+            failed = 1;
+            break;
+        }
+        PyList_SetItem(counts, i, nw); /* steals nw, releases old */
+    }
+    PyMem_Free(tab);
+    PyMem_Free(gidx);
+    PyMem_Free(cnt);
+    if (failed) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    PyObject *out[10] = {
+        PyLong_FromSsize_t(pos), PyLong_FromLongLong(frames), PyLong_FromLongLong(k),
+        PyLong_FromLongLong(nbytes), PyLong_FromLongLong(cut), PyLong_FromLongLong(last_ts),
+        PyLong_FromLongLong(expire_ts), PyLong_FromLongLong(max_ts), PyLong_FromLong(why),
+        items};
+    return steal_tuple(10, out);
+}
+
 /* ---- the ClientHello parser's common case ------------------------------------------- */
 
 /* sni_status values, interned once (the Python parser's are interned literals). */
@@ -1669,6 +1930,8 @@ static PyMethodDef methods[] = {
     {"scan_pcapng", (PyCFunction)(void (*)(void))scan_pcapng, METH_FASTCALL, scan_pcapng_doc},
     {"scan_pcap_batch", (PyCFunction)(void (*)(void))scan_pcap_batch, METH_FASTCALL,
      scan_pcap_batch_doc},
+    {"scan_pcapng_batch", (PyCFunction)(void (*)(void))scan_pcapng_batch, METH_FASTCALL,
+     scan_pcapng_batch_doc},
     {"segment", (PyCFunction)(void (*)(void))segment, METH_FASTCALL, segment_doc},
     {"segment_key", (PyCFunction)(void (*)(void))segment_key, METH_FASTCALL, segment_key_doc},
     {"client_hello_fields", (PyCFunction)(void (*)(void))client_hello_fields, METH_FASTCALL,

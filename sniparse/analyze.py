@@ -19,8 +19,8 @@ cannot change a result, so it is counted and dropped before any decoding or flow
   the idle sweep runs at the same packets as without skipping (``Skipper.on_expire``);
 * several sources merged by time: per record, from ``decode.fast_key`` (:meth:`_general`).
 
-Batches (one classic pcap source with the C extension built, ``fastpath="auto"`` or
-``"batch"``): the C scan hands over up to ``_BATCH`` records per call instead of one, each
+Batches (one source, classic pcap or pcapng, with the C extension built,
+``fastpath="auto"`` or ``"batch"``): the C scan hands over up to ``_BATCH`` records per call instead of one, each
 already decoded to its Segment and direction key where the C segment decoder takes the
 frame (else the record, for the general decoder), and :meth:`_batched` feeds them in order.
 This saves, per record, a scan call (argument parsing, a buffer export, its cache), the
@@ -101,22 +101,26 @@ _SYN_FIN_RST: Final = 0x07
 
 
 def _c_scans() -> tuple[
-    _fastpath.ScanFunction | None, _fastpath.ScanNgFunction | None, _fastpath.BatchFunction | None
+    _fastpath.ScanFunction | None,
+    _fastpath.ScanNgFunction | None,
+    _fastpath.BatchFunction | None,
+    _fastpath.NgBatchFunction | None,
 ]:
     try:
         mod = importlib.import_module("._speedups", __package__)
     except ImportError:
-        return None, None, None
+        return None, None, None, None
     return (
         cast(_fastpath.ScanFunction, mod.scan_pcap),
         cast(_fastpath.ScanNgFunction, mod.scan_pcapng),
         cast("_fastpath.BatchFunction | None", getattr(mod, "scan_pcap_batch", None)),
+        cast("_fastpath.NgBatchFunction | None", getattr(mod, "scan_pcapng_batch", None)),
     )
 
 
 # The skipping scans a caller may ask for by name (tests compare them): classic pcap, and
-# pcapng (None: the pcapng framer's own Python loop); the C batch scan ("batch").
-_C_SCAN, _C_SCAN_NG, _C_BATCH = _c_scans()
+# pcapng (None: the pcapng framer's own Python loop); the C batch scans ("batch").
+_C_SCAN, _C_SCAN_NG, _C_BATCH, _C_NG_BATCH = _c_scans()
 #: Most records handed over per batch (see "Batches" above); the C scan caps it at 1024.
 _BATCH: Final = 256
 _SCANS: dict[str, _fastpath.ScanFunction | None] = {
@@ -150,7 +154,9 @@ class Analysis:
     ) -> None:
         if fastpath not in ("auto", "off", "none", "batch") and fastpath not in _SCANS:
             raise ValueError(f"fastpath: {fastpath!r} is not auto, batch, c, python, off or none")
-        if fastpath in ("c", "batch") and (_SCANS["c"] is None or _C_BATCH is None):
+        if fastpath in ("c", "batch") and (
+            _SCANS["c"] is None or _C_BATCH is None or _C_NG_BATCH is None
+        ):
             raise ValueError(
                 f"fastpath {fastpath!r}: the sniparse._speedups extension is not built"
             )
@@ -179,10 +185,15 @@ class Analysis:
         if fused:
             mode = self.fastpath
             auto = mode in ("auto", "batch")
-            batch = None
+            batch = batch_ng = None
+            if mode == "auto":
+                batch, batch_ng = _fastpath.scan_pcap_batch, _fastpath.scan_pcapng_batch
+            elif mode == "batch":
+                batch, batch_ng = _C_BATCH, _C_NG_BATCH
             if reader.formats[0].partition("+")[0] == "pcap":
-                batch = _fastpath.scan_pcap_batch if mode == "auto" else None
-                batch = _C_BATCH if mode == "batch" else batch
+                batch_ng = None
+            else:
+                batch = None
             self.skipper = reader.skipper = Skipper(
                 self.table.decided,
                 None if auto else _SCANS[mode],
@@ -191,10 +202,11 @@ class Analysis:
                 "default" if auto else _NG_SCANS[mode],
                 batch,
                 Segment,
+                batch_ng,
             )
             if self.progress is not None:
                 reader.progress = self.progress
-            if batch is not None:
+            if batch is not None or batch_ng is not None:
                 return self._batched(self.skipper)
             return self._fused(self.skipper)
         return self._general()

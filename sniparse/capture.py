@@ -667,8 +667,6 @@ class CaptureReader:
                 framer.skipper = self.skipper
             frame_units: Callable[[Any, int, bool], Generator[Any, None, int]]
             if batched:
-                if not isinstance(framer, PcapFramer):
-                    raise TypeError("batches() reads classic pcap only")
                 frame_units = framer.batches
             else:
                 frame_units = framer.records
@@ -835,11 +833,12 @@ class CaptureReader:
         return self._merge()
 
     def batches(self) -> Iterator[list[Any]]:
-        """The records of a single classic pcap source in the lists of
-        :meth:`PcapFramer.batches` (the reader's ``skipper`` must have a batch scan)."""
+        """The records of a single source in the lists of :meth:`PcapFramer.batches` /
+        :meth:`PcapngFramer.batches` (the reader's ``skipper`` must have the batch scan
+        for the source's format)."""
         self.bytes_read = 0
-        if len(self._sources) != 1 or self.formats[0].partition("+")[0] != "pcap":
-            raise ValueError("batches() reads a single classic pcap source")
+        if len(self._sources) != 1:
+            raise ValueError("batches() reads a single source")
         return cast(
             Iterator[list[Any]],
             self._records_of(self._sources[0], merged=False, batched=True),

@@ -35,9 +35,9 @@ import mmap
 import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from ._fastpath import STOP_EXAMINED, STOP_EXPIRE, STOP_OTHER, Skipper, key_at
+from ._fastpath import STOP_EXAMINED, STOP_EXPIRE, STOP_FULL, STOP_OTHER, Skipper, key_at
 from .errors import Issues
 
 # What the framers read: the bytes of a chunk, or a read-only memory map of a file window
@@ -430,6 +430,175 @@ class PcapngFramer:
                             sk.on_expire(ts)
                         continue
                     yield tnew(rtype, (frame, ts, lt, data, origlen, gidx))
+        finally:
+            self.frame = frame
+            sk.skipped += nskip
+            sk.frames += nframes
+            sk.bytes += nbytes
+            sk.cut += ncut
+            sk.max_ts = max_ts
+            for lt, k in lts.items():
+                sk.linktypes[lt] = sk.linktypes.get(lt, 0) + k
+
+    def batches(
+        self, buf: Buffer, pos: int = 0, eof: bool = False
+    ) -> Generator[list[Any], None, int]:
+        """:meth:`records` in lists of many packets, for a framer whose
+        :class:`~sniparse._fastpath.Skipper` has a pcapng batch scan (``scan_ng_batch``):
+        the same contract as :meth:`sniparse.pcap.PcapFramer.batches`, and otherwise as
+        :meth:`_records_skipping` (same issues, frame numbers and counts)."""
+        sk = self.skipper
+        assert sk is not None
+        scan = sk.scan_ng_batch
+        assert scan is not None
+        n = len(buf)
+        frame = self.frame
+        tnew = _tuple_new
+        rtype = self.record_type
+        stype = sk.segment_type
+        decided = sk.decided
+        pending = sk.pending
+        lts: dict[int, int] = {}
+        nskip = nframes = nbytes = ncut = 0
+        max_ts = sk.max_ts
+        try:
+            while True:
+                if self._resync_from is not None:
+                    self.frame = frame
+                    go, pos = self._resume(buf, pos, eof, n)
+                    if not go:
+                        return pos
+                endian = self.endian
+                if endian is not None:
+                    # Enhanced Packet Blocks of a known interface: the C scan, in lists.
+                    epb = _EPB_HEAD[endian]
+                    u32 = _U32[endian]
+                    table = self._table
+                    ntab = len(table)
+                    last_ts = self.last_ts
+                    big = endian == ">"
+                    counts = [0] * ntab
+                    seen: list[int] = []
+                    while pos + 28 <= n:
+                        pos, nf, k, nb, ct, lts_, ets, mts, why, items = scan(
+                            buf, pos, big, table, MAX_BLOCK, decided, pending,
+                            sk.next_expire, counts, seen, frame, rtype, stype, sk.batch,
+                        )
+                        if seen:
+                            # Link types are counted in the order their packets appear
+                            # (the statistics list them in that order).
+                            for i in seen:
+                                lt = table[i][1]
+                                if lt not in lts:
+                                    lts[lt] = 0
+                            seen.clear()
+                        if nf:
+                            frame += nf
+                            nframes += nf
+                            nskip += k
+                            nbytes += nb
+                            ncut += ct
+                            last_ts = lts_
+                            if mts > max_ts:  # noqa: PLR1730 (a call costs more here)
+                                max_ts = mts
+                            if items:
+                                yield items
+                            if why == STOP_EXPIRE:
+                                self.last_ts = last_ts
+                                sk.on_expire(ets)
+                                continue
+                            if why == STOP_FULL:
+                                continue
+                            if pos + 28 > n:
+                                break
+                        # The scan stopped at a block it would not take: the general path
+                        # below reports it -- unless it is a sound EPB whose time needs
+                        # more than 64 bits, which is read here.
+                        btype, blen, ifid, tsh, tsl, caplen, origlen = epb(buf, pos)
+                        end = pos + blen
+                        if (
+                            btype != EPB
+                            or ifid >= ntab
+                            or end > n
+                            or blen & 3
+                            or not 32 + caplen <= blen <= MAX_BLOCK
+                            or u32(buf, end - 4)[0] != blen
+                        ):
+                            break
+                        gidx, lt, _snap, mul, div, off = table[ifid]
+                        last_ts = ((tsh << 32) | tsl) * mul // div + off
+                        frame += 1
+                        nframes += 1
+                        nbytes += caplen
+                        if caplen < origlen:
+                            ncut += 1
+                        lts[lt] = lts.get(lt, 0) + 1
+                        if last_ts > max_ts:  # noqa: PLR1730 (per packet: no call)
+                            max_ts = last_ts
+                        kf = key_at(lt, buf, pos + 28, caplen)
+                        data_at = pos + 28
+                        pos = end
+                        if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                            key = kf[0]
+                            old = pending.get(key)
+                            if old is None or last_ts > old:
+                                pending[key] = last_ts
+                            nskip += 1
+                            if last_ts >= sk.next_expire:
+                                self.last_ts = last_ts
+                                sk.on_expire(last_ts)
+                            continue
+                        rec = tnew(
+                            rtype,
+                            (frame, last_ts, lt, buf[data_at : data_at + caplen], origlen, gidx),
+                        )
+                        yield [rec, None, None]
+                    self.last_ts = last_ts
+                    for i, c in enumerate(counts):
+                        if c:
+                            lt = table[i][1]
+                            lts[lt] = lts.get(lt, 0) + c
+                # General path: one block of any type, with every check reported.
+                if pos + 12 > n:
+                    if eof and pos < n:
+                        self._issue(
+                            "truncated",
+                            f"file ends inside a block header ({n - pos} bytes)",
+                            frame + 1,
+                            "cut",
+                        )
+                        return n
+                    return pos
+                self.frame = frame
+                step = self._block(buf, pos, eof)
+                frame = self.frame  # a custom block may have taken a frame number
+                if step is None:
+                    return pos  # need more
+                if step < 0:
+                    return n  # reported, nothing more to read
+                pos = step
+                if self._pending is not None:
+                    ts, lt, data, origlen, gidx = self._pending
+                    self._pending = None
+                    frame += 1
+                    nframes += 1
+                    caplen = len(data)
+                    nbytes += caplen
+                    if caplen < origlen:
+                        ncut += 1
+                    lts[lt] = lts.get(lt, 0) + 1
+                    max_ts = max(max_ts, ts)
+                    kf = key_at(lt, data, 0, caplen)
+                    if kf is not None and not kf[1] & 0x07 and kf[0] in decided:
+                        key = kf[0]
+                        old = pending.get(key)
+                        if old is None or ts > old:
+                            pending[key] = ts
+                        nskip += 1
+                        if ts >= sk.next_expire:
+                            sk.on_expire(ts)
+                        continue
+                    yield [tnew(rtype, (frame, ts, lt, data, origlen, gidx)), None, None]
         finally:
             self.frame = frame
             sk.skipped += nskip

@@ -54,7 +54,9 @@ def _run(source: Any, mode: str, **kw: Any) -> tuple[Any, ...]:
     st = a.stats()
     decode = dict(st.decode)
     skipped = decode.pop("bulk_skipped", 0)
-    stats = (st.files, st.frames, st.bytes, st.first_ts_ns, st.last_ts_ns, st.linktypes,
+    # (Link types as a list: their order shows in the JSON report.)
+    stats = (st.files, st.frames, st.bytes, st.first_ts_ns, st.last_ts_ns,
+             list(st.linktypes.items()),
              st.tcp_segments, st.truncated_frames, decode, st.flows)
     return hs, [repr(i) for i in a.issues.to_list()], stats, skipped
 
@@ -263,18 +265,25 @@ def test_full_flow_table(tmp_path: Path, max_flows: int) -> None:
     data = _generate(tmp_path, "sll2", mix="handshake", packets=3000)
     _agree(data, max_flows=max_flows)
     _agree(_generate(tmp_path, "ether", packets=3000), max_flows=max_flows)
+    out = tmp_path / "handshake.pcapng"
+    _gen_capture().generate(out, packets=3000, seed=3, mix="handshake", link="mixed")
+    _agree(str(out), max_flows=max_flows)
 
 
 @pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
-def test_batches_hand_over_many_records(tmp_path: Path) -> None:
-    # The point of the batch scan: lists of many records, with bulk packets of flows an
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_batches_hand_over_many_records(tmp_path: Path, fmt: str) -> None:
+    # The point of the batch scans: lists of many records, with bulk packets of flows an
     # earlier record of the list may decide left for Python to judge.
-    data = _generate(tmp_path, "sll2", mix="handshake", packets=1500)
-    a = Analysis(data, fastpath="batch")
+    out = tmp_path / f"handshake.{fmt}"
+    link = "sll2" if fmt == "pcap" else "mixed"  # (the generator writes "mixed" as pcapng)
+    _gen_capture().generate(out, packets=1500, seed=3, mix="handshake", link=link)
+    a = Analysis(str(out), fastpath="batch")
     it = iter(a)
     sk = a.skipper
-    assert sk is not None and sk.scan_batch is not None
-    scan = sk.scan_batch
+    assert sk is not None
+    scan = sk.scan_batch if fmt == "pcap" else sk.scan_ng_batch
+    assert scan is not None
     sizes: list[int] = []
     rechecks = 0
 
@@ -286,7 +295,10 @@ def test_batches_hand_over_many_records(tmp_path: Path) -> None:
         rechecks += sum(1 for x in items[2::3] if x is not None)
         return r
 
-    sk.scan_batch = counting
+    if fmt == "pcap":
+        sk.scan_batch = counting
+    else:
+        sk.scan_ng_batch = counting
     assert sum(1 for _ in it) > 0
     assert max(sizes) > 50 and rechecks > 0
 

@@ -435,6 +435,18 @@ def _build() -> str:
     return f"sniparse build: modules {mypyc}, skip scan {out[1] if len(out) > 1 else '?'}"
 
 
+def _precompile() -> None:
+    """Write the byte code of sniparse's ``.py`` modules, as ``pip install`` does.
+
+    A development checkout run with PYTHONDONTWRITEBYTECODE (or from a read-only tree)
+    would otherwise compile its pure-Python modules (the CLI, the capture reader...) from
+    source at every start, ~20 ms that an installed sniparse does not pay. The peers are
+    installed packages and have their byte code already."""
+    code = ("import compileall, os, sniparse; "
+            "compileall.compile_dir(os.path.dirname(sniparse.__file__), quiet=2)")
+    subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+
+
 def _machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
@@ -475,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     packets = a.packets or (30_000 if a.quick else 500_000)
     sample = a.sample or (3_000 if a.quick else 20_000)
     a.data_dir.mkdir(parents=True, exist_ok=True)
+    _precompile()
     with tempfile.TemporaryDirectory(dir=a.data_dir, prefix="run-") as td:
         workdir = Path(td)
         if a.rss:

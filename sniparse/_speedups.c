@@ -1660,10 +1660,160 @@ done:
     return NULL;
 }
 
+/* ---- records: frozen dataclass instances built from their field values ------------- */
+
+/* A record class instance is what its generated __init__ leaves: object.__new__(cls), then
+ * object.__setattr__(obj, name, value) for each field in declaration order. Each of those
+ * calls looks the name up along the class's MRO (a data descriptor would take the store)
+ * before storing into the instance: ~9,000 instructions per ClientHello (30 fields). For a
+ * class whose instances have a __dict__ and whose field names are not data descriptors (a
+ * dataclass without slots) the same object is its __dict__ filled in field order, so that
+ * dict is built here and installed as the instance's __dict__: a copy of a blank dict of
+ * the names (one allocation and a memcpy of its table, no resizing or probing for free
+ * slots) whose values are then replaced in place. Which classes qualify is checked once per
+ * class and list of names, and remembered while the class's version tag stands (any change
+ * to the class or its bases gives it a new tag); the rest go the object.__setattr__ way. */
+#define RECORD_KINDS 8
+
+typedef struct {
+    PyTypeObject *cls; /* strong references while the entry is in use */
+    PyObject *names;   /* the names tuple first seen (its items are what is compared: mypyc
+                        * code may hand over a fresh tuple of the same names per call) */
+    PyObject *blank;   /* {name: None for each name}, in order */
+    unsigned int tag;  /* cls->tp_version_tag when checked */
+} record_kind;
+
+static record_kind record_kinds[RECORD_KINDS];
+static unsigned record_next;
+
+static int same_names(PyObject *a, PyObject *b) {
+    if (a == b)
+        return 1;
+    Py_ssize_t n = PyTuple_GET_SIZE(a);
+    if (PyTuple_GET_SIZE(b) != n)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_GET_ITEM(a, i) != PyTuple_GET_ITEM(b, i))
+            return 0;
+    return 1;
+}
+
+/* Can instances of cls take a ready-made __dict__ holding `names` (a tuple of str)? */
+static int record_dict_ok(PyTypeObject *cls, PyObject *names) {
+    int has_dict = cls->tp_dictoffset != 0;
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    has_dict = has_dict || PyType_HasFeature(cls, Py_TPFLAGS_MANAGED_DICT);
+#endif
+    if (!has_dict || PyType_HasFeature(cls, Py_TPFLAGS_IS_ABSTRACT))
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_CheckExact(name))
+            return 0;
+        /* The lookup object.__setattr__ makes (it also gives cls a valid version tag). A
+         * repeated name is no obstacle: the dict, like the attribute stores, keeps its
+         * first position and its last value. */
+        PyObject *attr = _PyType_Lookup(cls, name);
+        if (attr != NULL && Py_TYPE(attr)->tp_descr_set != NULL)
+            return 0;
+    }
+    return PyType_HasFeature(cls, Py_TPFLAGS_VALID_VERSION_TAG); /* else nothing to go by */
+}
+
+/* The remembered kind for (cls, names) when its instances can take a ready-made __dict__;
+ * NULL when they cannot (use object.__setattr__), or with an exception set. */
+static record_kind *record_kind_of(PyTypeObject *cls, PyObject *names) {
+    record_kind *k = NULL;
+    for (int i = 0; i < RECORD_KINDS; i++)
+        if (record_kinds[i].cls == cls && same_names(record_kinds[i].names, names)) {
+            k = &record_kinds[i];
+            break;
+        }
+    if (k != NULL && PyType_HasFeature(cls, Py_TPFLAGS_VALID_VERSION_TAG) &&
+        k->tag == cls->tp_version_tag)
+        return k;
+    if (!record_dict_ok(cls, names))
+        return NULL;
+    if (k == NULL) {
+        PyObject *blank = PyDict_New();
+        if (blank == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
+            if (PyDict_SetItem(blank, PyTuple_GET_ITEM(names, i), Py_None) < 0) {
+                Py_DECREF(blank);
+                return NULL;
+            }
+        k = &record_kinds[record_next++ % RECORD_KINDS];
+        Py_XDECREF(k->cls);
+        Py_XDECREF(k->names);
+        Py_XSETREF(k->blank, blank);
+        k->cls = (PyTypeObject *)Py_NewRef(cls);
+        k->names = Py_NewRef(names);
+    }
+    k->tag = cls->tp_version_tag;
+    return k;
+}
+
+/* A new cls instance whose fields names[i] (a tuple of str) are values[i] (borrowed), as
+ * the class's generated __init__ sets them; NULL on a Python error. */
+static PyObject *build_record(PyTypeObject *cls, PyObject *names, PyObject *const *values) {
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    record_kind *k = record_kind_of(cls, names);
+    if (k == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        PyObject *none = PyTuple_New(0);
+        if (none == NULL)
+            return NULL;
+        PyObject *obj = PyBaseObject_Type.tp_new(cls, none, NULL);
+        Py_DECREF(none);
+        if (obj == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (PyObject_GenericSetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+                Py_DECREF(obj);
+                return NULL;
+            }
+        return obj;
+    }
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *dict = _PyDict_NewPresized(n);
+#else
+    PyObject *dict = PyDict_New();
+#endif
+    if (dict == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyDict_SetItem(dict, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+            Py_DECREF(dict);
+            return NULL;
+        }
+    PyObject *obj;
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11: object.__new__ would only add the empty inline attribute values that installing
+     * the dict then turns into a dict and throws away; the bare allocation, with neither
+     * values nor dict, is the state the dict goes into directly. (Later versions keep the
+     * values inline in the object, set up by object.__new__, so they take that way.) */
+    obj = cls->tp_alloc(cls, 0);
+#else
+    PyObject *none = PyTuple_New(0);
+    obj = none == NULL ? NULL : PyBaseObject_Type.tp_new(cls, none, NULL);
+    Py_XDECREF(none);
+#endif
+    if (obj == NULL || PyObject_GenericSetDict(obj, dict, NULL) < 0) {
+        Py_XDECREF(obj);
+        Py_DECREF(dict);
+        return NULL;
+    }
+    Py_DECREF(dict);
+    return obj;
+}
+
 PyDoc_STRVAR(new_record_doc,
 "new_record(cls, names, values) -> cls instance\n\n"
-"object.__new__(cls), then object.__setattr__(obj, names[i], values[i]) for each i in\n"
-"order: what a frozen dataclass's generated __init__ does, without a Python call per field.\n"
+"The object that object.__new__(cls), then object.__setattr__(obj, names[i], values[i])\n"
+"for each i in order, makes: what a frozen dataclass's generated __init__ does, without a\n"
+"Python call per field (for a class without slots, its __dict__ built directly).\n"
 "names and values are tuples of the same length; names are str.");
 
 static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1673,26 +1823,13 @@ static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "new_record(cls, names, values): tuples of one length");
         return NULL;
     }
-    PyObject *none = PyTuple_New(0);
-    if (none == NULL)
-        return NULL;
-    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)args[0], none, NULL);
-    Py_DECREF(none);
-    if (obj == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++) {
-        PyObject *name = PyTuple_GET_ITEM(args[1], i);
-        if (!PyUnicode_Check(name)) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(args[1], i))) {
             PyErr_SetString(PyExc_TypeError, "new_record(): names must be str");
-            Py_DECREF(obj);
             return NULL;
         }
-        if (PyObject_GenericSetAttr(obj, name, PyTuple_GET_ITEM(args[2], i)) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-    }
-    return obj;
+    return build_record((PyTypeObject *)args[0], args[1],
+                        ((PyTupleObject *)args[2])->ob_item);
 }
 
 /* ---- the server's first reaction: ServerHello or alert ----------------------------- */
@@ -1710,22 +1847,9 @@ static const unsigned char hrr_random[32] = {
 /* The kinds, interned on first use (the Python code's are interned literals). */
 static PyObject *str_server_hello, *str_alert;
 
-/* object.__new__(cls) and object.__setattr__ of names[i] = values[i] (borrowed) for each i:
- * new_record() for a C array of values. A new reference, or NULL. */
+/* build_record() of the class `cls` (a type, checked by kit_ok). */
 static PyObject *new_record_of(PyObject *cls, PyObject *names, PyObject *const *values) {
-    PyObject *none = PyTuple_New(0);
-    if (none == NULL)
-        return NULL;
-    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)cls, none, NULL);
-    Py_DECREF(none);
-    if (obj == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
-        if (PyObject_GenericSetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-    return obj;
+    return build_record((PyTypeObject *)cls, names, values);
 }
 
 /* Is `kit` (cls, field names) * 3 for ServerReaction, ServerHello and Alert? */

@@ -565,6 +565,49 @@ static PyObject *slice(const unsigned char *d, Py_ssize_t a, Py_ssize_t b) {
     return PyBytes_FromStringAndSize((const char *)d + a, b > a ? b - a : 0);
 }
 
+/* The shared int objects of 16-bit values (defined with the ClientHello parser below):
+ * ports, windows, payload lengths, flags and the IP version, which recur all the time. */
+static inline PyObject *u16_obj(unsigned v);
+
+/* The same few thousand addresses, and the same direction key for every packet of a flow
+ * direction, recur all through a capture: segment_from hands out bytes objects for them
+ * from two small direct-mapped caches instead of allocating (and later freeing) new ones
+ * per segment. A bytes object is immutable, so sharing one is safe; a shared key also
+ * keeps its hash cached for the flow table's dict lookups. Each slot holds a reference to
+ * the last object made for its hash; a miss replaces it. Memory stays bounded by the slot
+ * counts (a few hundred kB at most). */
+#define ADDR_BITS 10 /* 1024 slots of 4- or 16-byte addresses */
+#define KEY_BITS 12  /* 4096 slots of 12- or 36-byte direction keys */
+
+static PyObject *addr_cache[1 << ADDR_BITS];
+static PyObject *key_cache[1 << KEY_BITS];
+
+/* A hash of p[0:len], len a multiple of 4; its top bits pick a slot (Fibonacci hashing). */
+static inline uint32_t words_hash(const unsigned char *p, Py_ssize_t len) {
+    uint32_t h = (uint32_t)len;
+    for (Py_ssize_t i = 0; i < len; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        h = (((h << 5) | (h >> 27)) ^ w) * 0x9E3779B1u;
+    }
+    return h;
+}
+
+/* bytes(p[0:len]) (len a multiple of 4), from `cache` of 2**bits slots when it holds it;
+ * a new reference, or NULL on a memory error. */
+static PyObject *cached_bytes(PyObject **cache, unsigned bits, const unsigned char *p,
+                              Py_ssize_t len) {
+    PyObject **slot = &cache[words_hash(p, len) >> (32 - bits)];
+    PyObject *o = *slot;
+    if (o != NULL && PyBytes_GET_SIZE(o) == len &&
+        memcmp(PyBytes_AS_STRING(o), p, (size_t)len) == 0)
+        return Py_NewRef(o);
+    o = PyBytes_FromStringAndSize((const char *)p, len);
+    if (o != NULL)
+        Py_XSETREF(*slot, Py_NewRef(o));
+    return o;
+}
+
 PyDoc_STRVAR(segment_doc,
 "segment(segment_type, record) -> Segment | None\n\n"
 "The inlined common case of sniparse.decode.decode_segment, in C: Ethernet (untagged or\n"
@@ -667,17 +710,18 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
     PyObject *items[16] = {
         frame,
         ts,
-        PyLong_FromLong(ver),
-        slice(d, src_a, src_b),
-        slice(d, dst_a, dst_b),
-        PyLong_FromLong(((long)d[t] << 8) | d[t + 1]),
-        PyLong_FromLong(((long)d[t + 2] << 8) | d[t + 3]),
+        u16_obj((unsigned)ver),
+        cached_bytes(addr_cache, ADDR_BITS, d + src_a, src_b - src_a),
+        cached_bytes(addr_cache, ADDR_BITS, d + dst_a, dst_b - dst_a),
+        u16_obj(((unsigned)d[t] << 8) | d[t + 1]),
+        u16_obj(((unsigned)d[t + 2] << 8) | d[t + 3]),
         PyLong_FromUnsignedLong(be32(d + t + 4)),
         PyLong_FromUnsignedLong(be32(d + t + 8)),
-        PyLong_FromLong(d[t + 13]),
-        PyLong_FromLong(((long)d[t + 14] << 8) | d[t + 15]),
+        u16_obj(d[t + 13]),
+        u16_obj(((unsigned)d[t + 14] << 8) | d[t + 15]),
         slice(d, hend, wend < n ? wend : n),
-        PyLong_FromSsize_t(wend - hend),
+        /* hend <= wend <= hend + 65535: the IP length fields are 16 bits wide */
+        u16_obj((unsigned)(wend - hend)),
         slice(d, t + 20, hend),
         Py_NewRef(Py_None),
         vl,
@@ -700,7 +744,7 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
     memcpy(key, d + src_a, (size_t)alen);
     memcpy(key + alen, d + dst_a, (size_t)alen);
     memcpy(key + 2 * alen, d + t, 4);
-    *key_out = PyBytes_FromStringAndSize((const char *)key, 2 * alen + 4);
+    *key_out = cached_bytes(key_cache, KEY_BITS, key, 2 * alen + 4);
     if (*key_out == NULL) {
         Py_DECREF(seg);
         return NULL;

@@ -565,6 +565,49 @@ static PyObject *slice(const unsigned char *d, Py_ssize_t a, Py_ssize_t b) {
     return PyBytes_FromStringAndSize((const char *)d + a, b > a ? b - a : 0);
 }
 
+/* The shared int objects of 16-bit values (defined with the ClientHello parser below):
+ * ports, windows, payload lengths, flags and the IP version, which recur all the time. */
+static inline PyObject *u16_obj(unsigned v);
+
+/* The same few thousand addresses, and the same direction key for every packet of a flow
+ * direction, recur all through a capture: segment_from hands out bytes objects for them
+ * from two small direct-mapped caches instead of allocating (and later freeing) new ones
+ * per segment. A bytes object is immutable, so sharing one is safe; a shared key also
+ * keeps its hash cached for the flow table's dict lookups. Each slot holds a reference to
+ * the last object made for its hash; a miss replaces it. Memory stays bounded by the slot
+ * counts (a few hundred kB at most). */
+#define ADDR_BITS 10 /* 1024 slots of 4- or 16-byte addresses */
+#define KEY_BITS 12  /* 4096 slots of 12- or 36-byte direction keys */
+
+static PyObject *addr_cache[1 << ADDR_BITS];
+static PyObject *key_cache[1 << KEY_BITS];
+
+/* A hash of p[0:len], len a multiple of 4; its top bits pick a slot (Fibonacci hashing). */
+static inline uint32_t words_hash(const unsigned char *p, Py_ssize_t len) {
+    uint32_t h = (uint32_t)len;
+    for (Py_ssize_t i = 0; i < len; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        h = (((h << 5) | (h >> 27)) ^ w) * 0x9E3779B1u;
+    }
+    return h;
+}
+
+/* bytes(p[0:len]) (len a multiple of 4), from `cache` of 2**bits slots when it holds it;
+ * a new reference, or NULL on a memory error. */
+static PyObject *cached_bytes(PyObject **cache, unsigned bits, const unsigned char *p,
+                              Py_ssize_t len) {
+    PyObject **slot = &cache[words_hash(p, len) >> (32 - bits)];
+    PyObject *o = *slot;
+    if (o != NULL && PyBytes_GET_SIZE(o) == len &&
+        memcmp(PyBytes_AS_STRING(o), p, (size_t)len) == 0)
+        return Py_NewRef(o);
+    o = PyBytes_FromStringAndSize((const char *)p, len);
+    if (o != NULL)
+        Py_XSETREF(*slot, Py_NewRef(o));
+    return o;
+}
+
 PyDoc_STRVAR(segment_doc,
 "segment(segment_type, record) -> Segment | None\n\n"
 "The inlined common case of sniparse.decode.decode_segment, in C: Ethernet (untagged or\n"
@@ -667,17 +710,18 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
     PyObject *items[16] = {
         frame,
         ts,
-        PyLong_FromLong(ver),
-        slice(d, src_a, src_b),
-        slice(d, dst_a, dst_b),
-        PyLong_FromLong(((long)d[t] << 8) | d[t + 1]),
-        PyLong_FromLong(((long)d[t + 2] << 8) | d[t + 3]),
+        u16_obj((unsigned)ver),
+        cached_bytes(addr_cache, ADDR_BITS, d + src_a, src_b - src_a),
+        cached_bytes(addr_cache, ADDR_BITS, d + dst_a, dst_b - dst_a),
+        u16_obj(((unsigned)d[t] << 8) | d[t + 1]),
+        u16_obj(((unsigned)d[t + 2] << 8) | d[t + 3]),
         PyLong_FromUnsignedLong(be32(d + t + 4)),
         PyLong_FromUnsignedLong(be32(d + t + 8)),
-        PyLong_FromLong(d[t + 13]),
-        PyLong_FromLong(((long)d[t + 14] << 8) | d[t + 15]),
+        u16_obj(d[t + 13]),
+        u16_obj(((unsigned)d[t + 14] << 8) | d[t + 15]),
         slice(d, hend, wend < n ? wend : n),
-        PyLong_FromSsize_t(wend - hend),
+        /* hend <= wend <= hend + 65535: the IP length fields are 16 bits wide */
+        u16_obj((unsigned)(wend - hend)),
         slice(d, t + 20, hend),
         Py_NewRef(Py_None),
         vl,
@@ -700,7 +744,7 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
     memcpy(key, d + src_a, (size_t)alen);
     memcpy(key + alen, d + dst_a, (size_t)alen);
     memcpy(key + 2 * alen, d + t, 4);
-    *key_out = PyBytes_FromStringAndSize((const char *)key, 2 * alen + 4);
+    *key_out = cached_bytes(key_cache, KEY_BITS, key, 2 * alen + 4);
     if (*key_out == NULL) {
         Py_DECREF(seg);
         return NULL;
@@ -1660,10 +1704,160 @@ done:
     return NULL;
 }
 
+/* ---- records: frozen dataclass instances built from their field values ------------- */
+
+/* A record class instance is what its generated __init__ leaves: object.__new__(cls), then
+ * object.__setattr__(obj, name, value) for each field in declaration order. Each of those
+ * calls looks the name up along the class's MRO (a data descriptor would take the store)
+ * before storing into the instance: ~9,000 instructions per ClientHello (30 fields). For a
+ * class whose instances have a __dict__ and whose field names are not data descriptors (a
+ * dataclass without slots) the same object is its __dict__ filled in field order, so that
+ * dict is built here and installed as the instance's __dict__: a copy of a blank dict of
+ * the names (one allocation and a memcpy of its table, no resizing or probing for free
+ * slots) whose values are then replaced in place. Which classes qualify is checked once per
+ * class and list of names, and remembered while the class's version tag stands (any change
+ * to the class or its bases gives it a new tag); the rest go the object.__setattr__ way. */
+#define RECORD_KINDS 8
+
+typedef struct {
+    PyTypeObject *cls; /* strong references while the entry is in use */
+    PyObject *names;   /* the names tuple first seen (its items are what is compared: mypyc
+                        * code may hand over a fresh tuple of the same names per call) */
+    PyObject *blank;   /* {name: None for each name}, in order */
+    unsigned int tag;  /* cls->tp_version_tag when checked */
+} record_kind;
+
+static record_kind record_kinds[RECORD_KINDS];
+static unsigned record_next;
+
+static int same_names(PyObject *a, PyObject *b) {
+    if (a == b)
+        return 1;
+    Py_ssize_t n = PyTuple_GET_SIZE(a);
+    if (PyTuple_GET_SIZE(b) != n)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_GET_ITEM(a, i) != PyTuple_GET_ITEM(b, i))
+            return 0;
+    return 1;
+}
+
+/* Can instances of cls take a ready-made __dict__ holding `names` (a tuple of str)? */
+static int record_dict_ok(PyTypeObject *cls, PyObject *names) {
+    int has_dict = cls->tp_dictoffset != 0;
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    has_dict = has_dict || PyType_HasFeature(cls, Py_TPFLAGS_MANAGED_DICT);
+#endif
+    if (!has_dict || PyType_HasFeature(cls, Py_TPFLAGS_IS_ABSTRACT))
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_CheckExact(name))
+            return 0;
+        /* The lookup object.__setattr__ makes (it also gives cls a valid version tag). A
+         * repeated name is no obstacle: the dict, like the attribute stores, keeps its
+         * first position and its last value. */
+        PyObject *attr = _PyType_Lookup(cls, name);
+        if (attr != NULL && Py_TYPE(attr)->tp_descr_set != NULL)
+            return 0;
+    }
+    return PyType_HasFeature(cls, Py_TPFLAGS_VALID_VERSION_TAG); /* else nothing to go by */
+}
+
+/* The remembered kind for (cls, names) when its instances can take a ready-made __dict__;
+ * NULL when they cannot (use object.__setattr__), or with an exception set. */
+static record_kind *record_kind_of(PyTypeObject *cls, PyObject *names) {
+    record_kind *k = NULL;
+    for (int i = 0; i < RECORD_KINDS; i++)
+        if (record_kinds[i].cls == cls && same_names(record_kinds[i].names, names)) {
+            k = &record_kinds[i];
+            break;
+        }
+    if (k != NULL && PyType_HasFeature(cls, Py_TPFLAGS_VALID_VERSION_TAG) &&
+        k->tag == cls->tp_version_tag)
+        return k;
+    if (!record_dict_ok(cls, names))
+        return NULL;
+    if (k == NULL) {
+        PyObject *blank = PyDict_New();
+        if (blank == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
+            if (PyDict_SetItem(blank, PyTuple_GET_ITEM(names, i), Py_None) < 0) {
+                Py_DECREF(blank);
+                return NULL;
+            }
+        k = &record_kinds[record_next++ % RECORD_KINDS];
+        Py_XDECREF(k->cls);
+        Py_XDECREF(k->names);
+        Py_XSETREF(k->blank, blank);
+        k->cls = (PyTypeObject *)Py_NewRef(cls);
+        k->names = Py_NewRef(names);
+    }
+    k->tag = cls->tp_version_tag;
+    return k;
+}
+
+/* A new cls instance whose fields names[i] (a tuple of str) are values[i] (borrowed), as
+ * the class's generated __init__ sets them; NULL on a Python error. */
+static PyObject *build_record(PyTypeObject *cls, PyObject *names, PyObject *const *values) {
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    record_kind *k = record_kind_of(cls, names);
+    if (k == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        PyObject *none = PyTuple_New(0);
+        if (none == NULL)
+            return NULL;
+        PyObject *obj = PyBaseObject_Type.tp_new(cls, none, NULL);
+        Py_DECREF(none);
+        if (obj == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (PyObject_GenericSetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+                Py_DECREF(obj);
+                return NULL;
+            }
+        return obj;
+    }
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *dict = _PyDict_NewPresized(n);
+#else
+    PyObject *dict = PyDict_New();
+#endif
+    if (dict == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyDict_SetItem(dict, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+            Py_DECREF(dict);
+            return NULL;
+        }
+    PyObject *obj;
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11: object.__new__ would only add the empty inline attribute values that installing
+     * the dict then turns into a dict and throws away; the bare allocation, with neither
+     * values nor dict, is the state the dict goes into directly. (Later versions keep the
+     * values inline in the object, set up by object.__new__, so they take that way.) */
+    obj = cls->tp_alloc(cls, 0);
+#else
+    PyObject *none = PyTuple_New(0);
+    obj = none == NULL ? NULL : PyBaseObject_Type.tp_new(cls, none, NULL);
+    Py_XDECREF(none);
+#endif
+    if (obj == NULL || PyObject_GenericSetDict(obj, dict, NULL) < 0) {
+        Py_XDECREF(obj);
+        Py_DECREF(dict);
+        return NULL;
+    }
+    Py_DECREF(dict);
+    return obj;
+}
+
 PyDoc_STRVAR(new_record_doc,
 "new_record(cls, names, values) -> cls instance\n\n"
-"object.__new__(cls), then object.__setattr__(obj, names[i], values[i]) for each i in\n"
-"order: what a frozen dataclass's generated __init__ does, without a Python call per field.\n"
+"The object that object.__new__(cls), then object.__setattr__(obj, names[i], values[i])\n"
+"for each i in order, makes: what a frozen dataclass's generated __init__ does, without a\n"
+"Python call per field (for a class without slots, its __dict__ built directly).\n"
 "names and values are tuples of the same length; names are str.");
 
 static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1673,26 +1867,13 @@ static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "new_record(cls, names, values): tuples of one length");
         return NULL;
     }
-    PyObject *none = PyTuple_New(0);
-    if (none == NULL)
-        return NULL;
-    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)args[0], none, NULL);
-    Py_DECREF(none);
-    if (obj == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++) {
-        PyObject *name = PyTuple_GET_ITEM(args[1], i);
-        if (!PyUnicode_Check(name)) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(args[1], i))) {
             PyErr_SetString(PyExc_TypeError, "new_record(): names must be str");
-            Py_DECREF(obj);
             return NULL;
         }
-        if (PyObject_GenericSetAttr(obj, name, PyTuple_GET_ITEM(args[2], i)) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-    }
-    return obj;
+    return build_record((PyTypeObject *)args[0], args[1],
+                        ((PyTupleObject *)args[2])->ob_item);
 }
 
 /* ---- the server's first reaction: ServerHello or alert ----------------------------- */
@@ -1710,22 +1891,9 @@ static const unsigned char hrr_random[32] = {
 /* The kinds, interned on first use (the Python code's are interned literals). */
 static PyObject *str_server_hello, *str_alert;
 
-/* object.__new__(cls) and object.__setattr__ of names[i] = values[i] (borrowed) for each i:
- * new_record() for a C array of values. A new reference, or NULL. */
+/* build_record() of the class `cls` (a type, checked by kit_ok). */
 static PyObject *new_record_of(PyObject *cls, PyObject *names, PyObject *const *values) {
-    PyObject *none = PyTuple_New(0);
-    if (none == NULL)
-        return NULL;
-    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)cls, none, NULL);
-    Py_DECREF(none);
-    if (obj == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
-        if (PyObject_GenericSetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-    return obj;
+    return build_record((PyTypeObject *)cls, names, values);
 }
 
 /* Is `kit` (cls, field names) * 3 for ServerReaction, ServerHello and Alert? */

@@ -570,3 +570,39 @@ def test_c_segment_on_fixture_frames(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif(not HAVE_C_SEGMENT, reason="the C segment decoder is off")
 def test_c_segment_on_corpus_frames(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _check_c_segment(_frames(_captures(corpus_dir / "files")), monkeypatch) > 1000
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the C extension is not built")
+def test_c_segment_shares_addresses_keys_and_small_ints() -> None:
+    """The C decoder hands out one bytes object per recurring address and direction key
+    (from small caches) and shared ints for 16-bit fields: equal values whatever the cache
+    holds, and many distinct addresses (more than the cache slots) still decode right."""
+    from sniparse import _speedups  # type: ignore[attr-defined]
+    from sniparse.tcp import Segment, flow_key
+
+    def frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
+        tcp = struct.pack(">HHIIBBHHH", sport, dport, 7, 9, 5 << 4, 0x18, 501, 0, 0)
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 1, 0, 64, 6, 0, src,
+                         dst)
+        return ip + tcp + payload
+
+    def seg(data: bytes, n: int = 1) -> tuple[Any, bytes]:
+        got = _speedups.segment_key(Segment, (n, 1000 * n, 101, data, len(data), 0))
+        assert got is not None
+        return got[0], got[1]
+
+    a, k = seg(frame(b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 443, b"hi"))
+    b, k2 = seg(frame(b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 443, b""), 2)
+    assert a.src == b.src == b"\x0a\x00\x00\x01" and a.dst == b.dst == b"\x0a\x00\x00\x02"
+    assert a.src is b.src and a.dst is b.dst and k is k2
+    assert a.sport is b.sport and a.window is b.window and a.payload_len == 2
+    assert b.payload == b"" and b.options == b""
+    assert k == flow_key(a.src, a.dst, a.sport, a.dport)
+    rng = random.Random(5)
+    for i in range(20000):
+        src, dst = rng.randbytes(4), rng.randbytes(4)
+        sport, dport = rng.randrange(65536), rng.randrange(65536)
+        s, key = seg(frame(src, dst, sport, dport, b"x" * (i % 3)), i)
+        assert (s.src, s.dst, s.sport, s.dport, s.payload_len) == (src, dst, sport, dport,
+                                                                   i % 3)
+        assert key == flow_key(src, dst, sport, dport)

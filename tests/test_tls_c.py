@@ -412,3 +412,102 @@ def test_new_record_builds_what_the_dataclass_builds() -> None:
     # object.__setattr__'s own checks still apply: a read-only attribute stays read-only.
     with pytest.raises(AttributeError):
         new(tls.ClientHello, ("extension_types",), ((),))
+
+
+def _same_record(got: Any, want: Any) -> None:
+    """``got`` (made by the C path) is indistinguishable from ``want`` (the constructor's)."""
+    assert type(got) is type(want) and got == want and want == got
+    assert list(got.__dict__.items()) == list(want.__dict__.items())
+    for f in fields(want):
+        assert getattr(got, f.name) is getattr(want, f.name) or \
+            getattr(got, f.name) == getattr(want, f.name)
+    assert repr(got) == repr(want) and hash(got) == hash(want)
+    assert dataclasses.asdict(got) == dataclasses.asdict(want)
+    assert dataclasses.astuple(got) == dataclasses.astuple(want)
+    if "<locals>" not in type(want).__qualname__:  # pickle finds classes by name
+        back = pickle.loads(pickle.dumps(got))
+        assert back == want and list(back.__dict__.items()) == list(want.__dict__.items())
+    first = fields(want)[0].name
+    assert dataclasses.replace(got, **{first: getattr(want, first)}) == want
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(got, first, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        delattr(got, first)
+    assert got.__dict__ is not want.__dict__
+
+
+def test_new_record_objects_match_constructed_ones() -> None:
+    """Every record class the C code builds, against the class constructor: the C path
+    fills the instance ``__dict__`` directly instead of one ``object.__setattr__`` per field."""
+    new = _speedups.new_record
+    for path in sorted(HELLOS.glob("*.bin"))[:20]:
+        try:
+            ref = PY.parse_client_hello(path.read_bytes())
+        except SniparseError:
+            continue
+        values = tuple(ref.__dict__[n] for n in NAMES)
+        want = tls.ClientHello(*values)
+        _same_record(new(tls.ClientHello, NAMES, values), want)
+        # An equal tuple of the same names (compiled callers may build one per call).
+        _same_record(new(tls.ClientHello, tuple(n for n in NAMES), values), want)
+        assert want.max_version == new(tls.ClientHello, NAMES, values).max_version
+    sh_values = (0x0303, 0x0303, bytes(32), b"\x01" * 32, 0x1301, 0, ((43, b"\x03\x04"),),
+                 0x0304, False, False)
+    sh = tls.ServerHello(*sh_values)
+    _same_record(new(tls.ServerHello, tls._SH_FIELDS, sh_values), sh)
+    al = tls.Alert(2, 112)
+    _same_record(new(tls.Alert, tls._AL_FIELDS, (2, 112)), al)
+    sr_values = ("server_hello", 99, sh, None, 22, ())
+    _same_record(new(tls.ServerReaction, tls._SR_FIELDS, sr_values),
+                 tls.ServerReaction(*sr_values))
+    # The records server_reaction builds in C, against the constructor's.
+    body = (b"\x03\x03" + bytes(32) + b"\x20" + b"\x01" * 32 + b"\x13\x01\x00"
+            + b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04")
+    msg = b"\x02" + len(body).to_bytes(3, "big") + body
+    rec = b"\x16\x03\x03" + len(msg).to_bytes(2, "big") + msg
+    got = _speedups.server_reaction(rec, 0, tls._SR_KIT)
+    assert got is not None
+    _same_record(got.server_hello, tls.ServerHello(0x0303, 0x0303, bytes(32), b"\x01" * 32,
+                                                   0x1301, 0, ((43, b"\x03\x04"),), 0x0304,
+                                                   False, False))
+    _same_record(got, tls.ServerReaction("server_hello", len(rec), got.server_hello, None,
+                                         22, ()))
+    got = _speedups.server_reaction(b"\x15\x03\x03\x00\x02\x02\x28", 0, tls._SR_KIT)
+    _same_record(got.alert, tls.Alert(2, 40))
+    _same_record(got, tls.ServerReaction("alert", 7, None, tls.Alert(2, 40), 21, ()))
+
+
+def test_new_record_falls_back_where_a_dict_would_differ() -> None:
+    """Classes whose instances cannot simply take a filled ``__dict__`` (slots, a data
+    descriptor named like a field, a class changed after its first record) get the
+    ``object.__setattr__`` calls, with their effects and errors."""
+    new = _speedups.new_record
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: int
+        b: str = "x"
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted:
+        a: int
+        b: str
+
+    for _ in range(3):  # the first call checks the class, later ones reuse the answer
+        _same_record(new(Plain, ("a", "b"), (1, "y")), Plain(1, "y"))
+        got = new(Slotted, ("a", "b"), (1, "y"))
+        assert got == Slotted(1, "y") and not hasattr(got, "__dict__")
+    # A repeated name: first position, last value, as the attribute stores leave it.
+    assert new(Plain, ("a", "b", "a"), (1, "y", 2)).__dict__ == {"a": 2, "b": "y"}
+    # The class changes after records were made: a data descriptor now owns "b".
+    seen: list[object] = []
+    Plain.b = property(lambda self: "prop", lambda self, v: seen.append(v))  # type: ignore
+    got = new(Plain, ("a", "b"), (1, "z"))
+    assert seen == ["z"] and got.__dict__ == {"a": 1} and got.b == "prop"
+    del Plain.b
+    assert new(Plain, ("a", "b"), (3, "w")).__dict__ == {"a": 3, "b": "w"}
+    # Many classes (more than the C code remembers) stay right.
+    for i in range(40):
+        cls = dataclasses.make_dataclass(f"R{i}", [("v", int)], frozen=True)
+        got = new(cls, ("v",), (i,))
+        assert got == cls(i) and got.__dict__ == {"v": i}

@@ -59,7 +59,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from struct import Struct
-from typing import TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 from ._compiled import mypyc_attr, speedups
 from .errors import MalformedError, TruncatedError
@@ -422,13 +422,16 @@ class ServerReaction:
     warnings: tuple[Alert, ...] = ()   # warning alerts stepped over (``past_warnings``)
 
 
-_SH_FIELDS = tuple(f.name for f in fields(ServerHello))
-_SR_FIELDS = tuple(f.name for f in fields(ServerReaction))
-_AL_FIELDS = tuple(f.name for f in fields(Alert))
+# Typed as variable-length tuples: compiled code then keeps each as the one tuple object
+# (a fixed-length tuple type, which asserting `_SR_FIELDS == (...)` would give them, is
+# rebuilt from its items wherever it is used as an object, e.g. in _SR_KIT at every call).
+_SH_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(ServerHello))
+_SR_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(ServerReaction))
+_AL_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Alert))
 # The fast constructors (here and in C) give every field in declaration order.
 assert _SH_FIELDS[-1] == "sslv2" and len(_SH_FIELDS) == 10
-assert _SR_FIELDS == ("kind", "end", "server_hello", "alert", "content_type", "warnings")
-assert _AL_FIELDS == ("level", "description")
+assert list(_SR_FIELDS) == ["kind", "end", "server_hello", "alert", "content_type", "warnings"]
+assert list(_AL_FIELDS) == ["level", "description"]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -490,7 +493,9 @@ _C_SERVER_REACTION = cast(
     speedups("server_reaction"),
 )
 #: The record classes and their field names, for the C server_reaction.
-_SR_KIT = (ServerReaction, _SR_FIELDS, ServerHello, _SH_FIELDS, Alert, _AL_FIELDS)
+_SR_KIT: Final[tuple[object, ...]] = (
+    ServerReaction, _SR_FIELDS, ServerHello, _SH_FIELDS, Alert, _AL_FIELDS
+)
 
 
 _HH = Struct(">HH").unpack_from

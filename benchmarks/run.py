@@ -28,7 +28,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,9 +117,13 @@ for h in iter_handshakes(sys.argv[1]):
 
 
 def _sniparse_cli() -> list[str]:
-    exe = shutil.which("sniparse")
-    if exe:
-        return [exe]
+    """The ``sniparse`` command of the interpreter running the benchmark (the one the Python
+    peers run under). Not the first ``sniparse`` on PATH: that can be a version manager's
+    shim (pyenv's is a shell script that runs ``pyenv exec``), ~70 ms of CPU a run that is
+    not sniparse's."""
+    exe = Path(sys.executable).parent / "sniparse"
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return [str(exe)]
     return [sys.executable, "-c", "import sys; from sniparse.cli import main; sys.exit(main())"]
 
 

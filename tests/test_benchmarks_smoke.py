@@ -189,3 +189,22 @@ def test_cached_capture_is_reused(tiny: run.Capture) -> None:
     again = run.ensure_capture(tiny.path.parent, "handshake", "ether", packets=400, seed=3)
     assert again.path == tiny.path and again.path.stat().st_mtime_ns == before
     assert again.packets == tiny.packets
+
+
+def test_repeat_keeps_each_tools_fastest_run(tiny: run.Capture, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[tuple[str, float]] = []
+    times = iter([3.0, 5.0, 1.0, 4.0, 2.0, 6.0])
+
+    def fake(tool: run.Tool, cap: run.Capture, workdir: Path, *, sample: int = 0) -> run.Result:
+        t = next(times)
+        runs.append((tool.name, t))
+        return run.Result(tool.name, cap, cap.packets, cap.bytes, t, 10.0, t, "ok")
+
+    monkeypatch.setattr(run, "run_tool", fake)
+    monkeypatch.setattr(run, "REPEAT", 3)
+    tools = run.select_tools("cat,dpkt")
+    results = run.run_benchmarks([tiny], tools, tmp_path, sample=0)
+    # Round by round, tool by tool; each tool keeps its fastest run.
+    assert [n for n, _ in runs] == ["cat > /dev/null", "dpkt"] * 3
+    assert {r.tool: r.wall for r in results} == {"cat > /dev/null": 1.0, "dpkt": 4.0}

@@ -1,5 +1,5 @@
 /*
- * sniparse._speedups: optional C versions of sniparse's two hottest loops.
+ * sniparse._speedups: optional C versions of sniparse's hottest loops and parsers.
  *
  * scan_pcap() and scan_pcapng(), with exactly the contracts of
  * sniparse._fastpath.scan_pcap_py and scan_pcapng_py (read that module's notes first):
@@ -15,6 +15,10 @@
  * right after the fixed header (RFC 8200 §3), and a whole TCP header (RFC 9293 §3.1). The
  * direction key is src address + dst address + src port + dst port (sniparse.tcp.flow_key).
  *
+ * scan_pcap_batch() and scan_pcapng_batch() do the same walk but hand over many records
+ * per call, each decoded by segment_from() when it can be; why that stays exact is in
+ * sniparse.analyze's "Batches" notes.
+ *
  * segment() is the other hot spot of a handshake-heavy capture: the inlined common case of
  * sniparse.decode.decode_segment (one TCP segment out of an Ethernet / SLL / SLL2 / raw IP
  * frame), returning the same Segment, or None exactly where the Python code falls through
@@ -26,7 +30,10 @@
  * RFC 6066 §3, and well-formed decoded extensions), returning every ClientHello field value;
  * None for anything else, and the Python parser decides (raises, or handles the odd case).
  * So it never needs the Python code's error details or edge cases, only its values.
- * new_record() builds the ClientHello from them as the dataclass's __init__ would.
+ * new_record() builds the ClientHello from them as the dataclass's __init__ would (by
+ * filling the instance's __dict__). server_reaction() is the same arrangement for the
+ * server's first record: an alert, or a whole well-formed ServerHello in one handshake
+ * record, read as sniparse.tls._server_reaction would; None for anything else.
  *
  * Every read is bounds-checked against the buffer and the record's captured length. The
  * scans allocate only the keys they look up and the timestamps kept in `pending` (a small

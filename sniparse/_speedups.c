@@ -254,6 +254,8 @@ fail:
     return NULL;
 }
 
+static PyObject *record_of(PyTypeObject *rtype, PyObject **items);
+
 static PyObject *make_record(PyTypeObject *rtype, PyObject *frame0, long long delta,
                              long long ts, long lt, const unsigned char *data, uint32_t caplen,
                              uint32_t origlen, PyObject *iface) {
@@ -268,6 +270,12 @@ static PyObject *make_record(PyTypeObject *rtype, PyObject *frame0, long long de
         PyLong_FromUnsignedLong(origlen),
         Py_NewRef(iface),
     };
+    return record_of(rtype, items);
+}
+
+/* A record of `rtype` (Record or tuple) from its six fields (new references, stolen; NULL
+ * when one of them or the record could not be made, all released). */
+static PyObject *record_of(PyTypeObject *rtype, PyObject **items) {
     PyObject *rec = rtype == &PyTuple_Type ? PyTuple_New(6) : rtype->tp_alloc(rtype, 6);
     int bad = rec == NULL;
     for (int i = 0; i < 6; i++) {
@@ -866,6 +874,44 @@ static int list_add3(PyObject *list, PyObject *a, PyObject *b, PyObject *c) {
     return r;
 }
 
+/* Appends one record for Python to a batch's `items`, as three entries: (Segment, key) when
+ * the C segment decoder takes the frame, else (record, None) for the general decoder; then
+ * the direction key when Python must check it against `decided` itself (`recheck`), else
+ * None. 0, or -1 with an exception set. */
+static int hand_over(PyObject *items, PyTypeObject *stype, PyTypeObject *rtype,
+                     long long frame, long long ts, long lt, const unsigned char *data,
+                     uint32_t caplen, uint32_t origlen, PyObject *iface, int recheck,
+                     const unsigned char *key, int klen) {
+    PyObject *fo = PyLong_FromLongLong(frame);
+    PyObject *tso = PyLong_FromLongLong(ts);
+    if (fo == NULL || tso == NULL) {
+        Py_XDECREF(fo);
+        Py_XDECREF(tso);
+        return -1;
+    }
+    PyObject *kobj = NULL;
+    PyObject *obj = segment_from(stype, Py_NewRef(fo), Py_NewRef(tso), lt, data,
+                                 (Py_ssize_t)caplen, origlen, &kobj);
+    if (obj == Py_None) {
+        Py_DECREF(obj);
+        PyObject *fields[6] = {Py_NewRef(fo), Py_NewRef(tso), PyLong_FromLong(lt),
+                               PyBytes_FromStringAndSize((const char *)data, caplen),
+                               PyLong_FromUnsignedLong(origlen), Py_NewRef(iface)};
+        obj = record_of(rtype, fields);
+        kobj = Py_NewRef(Py_None);
+    }
+    Py_DECREF(fo);
+    Py_DECREF(tso);
+    PyObject *chk = recheck ? PyBytes_FromStringAndSize((const char *)key, klen)
+                            : Py_NewRef(Py_None);
+    if (obj == NULL) {
+        Py_XDECREF(kobj);
+        Py_XDECREF(chk);
+        return -1;
+    }
+    return list_add3(items, obj, kobj, chk);
+}
+
 PyDoc_STRVAR(scan_pcap_batch_doc,
 "scan_pcap_batch(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
 "                decided, pending, stop_ts, frame, iface, record_type, segment_type,\n"
@@ -1000,46 +1046,8 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
             continue;
         }
         /* A record for Python: the Segment and its key when the C decoder takes it. */
-        PyObject *fo = PyLong_FromLongLong(frame0 + frames);
-        PyObject *tso = PyLong_FromLongLong(ts);
-        if (fo == NULL || tso == NULL) {
-            Py_XDECREF(fo);
-            Py_XDECREF(tso);
-            failed = 1;
-            break;
-        }
-        PyObject *kobj = NULL;
-        PyObject *obj = segment_from(stype, Py_NewRef(fo), Py_NewRef(tso), lt, b + p,
-                                     (Py_ssize_t)caplen, origlen, &kobj);
-        if (obj == Py_None) {
-            Py_DECREF(obj);
-            PyObject *r6[6] = {Py_NewRef(fo), Py_NewRef(tso), PyLong_FromLong(lt),
-                               PyBytes_FromStringAndSize((const char *)b + p, caplen),
-                               PyLong_FromUnsignedLong(origlen), Py_NewRef(iface)};
-            obj = steal_tuple(6, r6);
-            if (obj != NULL && rtype != &PyTuple_Type) {
-                PyObject *rec = rtype->tp_alloc(rtype, 6);
-                if (rec == NULL) {
-                    Py_CLEAR(obj);
-                } else {
-                    for (int i = 0; i < 6; i++)
-                        PyTuple_SET_ITEM(rec, i, Py_NewRef(PyTuple_GET_ITEM(obj, i)));
-                    Py_SETREF(obj, rec);
-                }
-            }
-            kobj = Py_NewRef(Py_None);
-        }
-        Py_DECREF(fo);
-        Py_DECREF(tso);
-        PyObject *chk = recheck ? PyBytes_FromStringAndSize((const char *)key, klen)
-                                : Py_NewRef(Py_None);
-        if (obj == NULL) {
-            Py_XDECREF(kobj);
-            Py_XDECREF(chk);
-            failed = 1;
-            break;
-        }
-        if (list_add3(items, obj, kobj, chk) < 0) {
+        if (hand_over(items, stype, rtype, frame0 + frames, ts, lt, b + p, caplen, origlen,
+                      iface, recheck, key, klen) < 0) {
             failed = 1;
             break;
         }
@@ -1246,46 +1254,8 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
             }
             continue;
         }
-        PyObject *fo = PyLong_FromLongLong(frame0 + frames);
-        PyObject *tso = PyLong_FromLongLong(ts);
-        if (fo == NULL || tso == NULL) {
-            Py_XDECREF(fo);
-            Py_XDECREF(tso);
-            failed = 1;
-            break;
-        }
-        PyObject *kobj = NULL;
-        PyObject *obj = segment_from(stype, Py_NewRef(fo), Py_NewRef(tso), lt, d,
-                                     (Py_ssize_t)caplen, origlen, &kobj);
-        if (obj == Py_None) {
-            Py_DECREF(obj);
-            PyObject *r6[6] = {Py_NewRef(fo), Py_NewRef(tso), PyLong_FromLong(lt),
-                               PyBytes_FromStringAndSize((const char *)d, caplen),
-                               PyLong_FromUnsignedLong(origlen), Py_NewRef(gidx[ifid])};
-            obj = steal_tuple(6, r6);
-            if (obj != NULL && rtype != &PyTuple_Type) {
-                PyObject *rec = rtype->tp_alloc(rtype, 6);
-                if (rec == NULL) {
-                    Py_CLEAR(obj);
-                } else {
-                    for (int i = 0; i < 6; i++)
-                        PyTuple_SET_ITEM(rec, i, Py_NewRef(PyTuple_GET_ITEM(obj, i)));
-                    Py_SETREF(obj, rec);
-                }
-            }
-            kobj = Py_NewRef(Py_None);
-        }
-        Py_DECREF(fo);
-        Py_DECREF(tso);
-        PyObject *chk = recheck ? PyBytes_FromStringAndSize((const char *)key, klen)
-                                : Py_NewRef(Py_None);
-        if (obj == NULL) {
-            Py_XDECREF(kobj);
-            Py_XDECREF(chk);
-            failed = 1;
-            break;
-        }
-        if (list_add3(items, obj, kobj, chk) < 0) {
+        if (hand_over(items, stype, rtype, frame0 + frames, ts, lt, d, caplen, origlen,
+                      gidx[ifid], recheck, key, klen) < 0) {
             failed = 1;
             break;
         }

@@ -334,19 +334,7 @@ class Analysis:
                 held.clear()
             yield from table.finish()
         finally:
-            linktypes = self._linktypes
-            for lt, k in sk.linktypes.items():
-                linktypes[lt] = linktypes.get(lt, 0) + k
-            sk.linktypes.clear()
-            self._done(
-                sk.frames,
-                sk.bytes,
-                sk.cut,
-                segments + sk.skipped,
-                sk.skipped,
-                first_ts,
-                max(sk.max_ts, 0),
-            )
+            self._skipper_done(sk, segments, first_ts)
 
     def _batched(self, sk: Skipper) -> Iterator[Handshake]:
         """:meth:`_fused` for one classic pcap source read in batches (see "Batches" in
@@ -412,19 +400,24 @@ class Analysis:
             yield from table.finish()
         finally:
             sk.skipped += skipped
-            linktypes = self._linktypes
-            for lt, k in sk.linktypes.items():
-                linktypes[lt] = linktypes.get(lt, 0) + k
-            sk.linktypes.clear()
-            self._done(
-                sk.frames,
-                sk.bytes,
-                sk.cut,
-                segments + sk.skipped,
-                sk.skipped,
-                first_ts,
-                max(sk.max_ts, 0),
-            )
+            self._skipper_done(sk, segments, first_ts)
+
+    def _skipper_done(self, sk: Skipper, segments: int, first_ts: int | None) -> None:
+        """The end of a fused read: the framer's counts (and the segments this loop fed)
+        become the capture statistics."""
+        linktypes = self._linktypes
+        for lt, k in sk.linktypes.items():
+            linktypes[lt] = linktypes.get(lt, 0) + k
+        sk.linktypes.clear()
+        self._done(
+            sk.frames,
+            sk.bytes,
+            sk.cut,
+            segments + sk.skipped,
+            sk.skipped,
+            first_ts,
+            max(sk.max_ts, 0),
+        )
 
     def _done(
         self,

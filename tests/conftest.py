@@ -36,15 +36,28 @@ def corpus_dir() -> Path:
     return p
 
 
-def source_module(name: str) -> ModuleType:
+def module_from_path(name: str, path: Path, *, register: bool = False) -> ModuleType:
+    """The module in the file ``path``, loaded under ``name`` (also put in ``sys.modules``
+    when ``register``: dataclasses look their defining module up there)."""
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def source_module(name: str, *, as_name: str | None = None) -> ModuleType:
     """A fresh copy of ``sniparse.<name>`` loaded from its ``.py`` source, whether or not the
     installed module is compiled: for tests that replace a module's internals (a compiled
-    module's internal calls do not go through its namespace)."""
+    module's internal calls do not go through its namespace). With ``as_name`` the copy is
+    registered in ``sys.modules`` under that name (records of its classes then pickle)."""
     import sniparse
 
     path = Path(sniparse.__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"sniparse._source_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    if as_name is not None:
+        return module_from_path(as_name, path, register=True)
+    return module_from_path(f"sniparse._source_{name}", path)

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, module_from_path, source_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,31 +53,13 @@ NAMES = tuple(f.name for f in fields(tls.ClientHello))
 Msg = tuple[bytes, int, int, int]
 
 
-def _load_builder() -> ModuleType:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_hellos", HELLOS / "build_hellos.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-B = _load_builder()
+B = module_from_path("build_hellos", HELLOS / "build_hellos.py")
 
 
 def _reference() -> ModuleType:
     """tls.py from source, the C path off: the Python parser whatever the installed build.
     (Registered in sys.modules under its own name: dataclasses look their module up.)"""
-    import importlib.util
-
-    name = "sniparse._reference_tls"
-    path = Path(sniparse.__file__).resolve().parent / "tls.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
+    mod = source_module("tls", as_name="sniparse._reference_tls")
     mod._C_CLIENT_HELLO = None
     return mod
 

@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, module_from_path, source_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,27 +53,13 @@ SERVER_FILES = ("server_tls13_hello.bin", "server_tls12_hello.bin", "server_hrr.
                 "server_alert_unrecognized_name.bin")
 
 
-def _load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_hellos", HELLOS / "build_hellos.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-B = _load_builder()
+B = module_from_path("build_hellos", HELLOS / "build_hellos.py")
 
 
 def _reference() -> ModuleType:
     """tls.py from source, the C paths off: the Python code whatever the installed build.
     (Registered in sys.modules under its own name: dataclasses look their module up.)"""
-    name = "sniparse._reference_tls_server"
-    path = Path(sniparse.__file__).resolve().parent / "tls.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
+    mod = source_module("tls", as_name="sniparse._reference_tls_server")
     mod._C_SERVER_REACTION = None
     mod._C_CLIENT_HELLO = None
     return mod

@@ -41,6 +41,8 @@ def test_in_order_and_span() -> None:
     assert (sp.frame, sp.ts_ns, sp.segments, sp.last_ts_ns) == (1, 10, 2, 20)
     assert s.span(0, 100).segments == 1
     assert s.span(150, 160).frame == 2
+    assert s.runs() == ([100, 300], [1, 2], [10, 20])
+    assert s.last_ts_of(0, 100) == 10 and s.last_ts_of(50, 150) == 20 and s.last_ts() == 20
 
 
 def test_reversed_and_retransmission_first_copy_wins() -> None:
@@ -140,13 +142,13 @@ def test_any_segmentation_and_order(sizes: list[int], seed: int, base: int, dups
 def _span_reference(s: Stream, start: int, end: int) -> Span:
     """Stream.span's definition, written out: the runs from the one holding ``start`` to
     the one holding ``end - 1`` (the last run when the range goes past the bytes)."""
-    ends = s._run_end
+    ends, run_frames, run_ts = s.runs()
     if not ends or end <= start:
         return Span(0, 0, 0, 0)
     i0 = min(bisect.bisect_right(ends, start), len(ends) - 1)
     i1 = min(bisect.bisect_left(ends, end), len(ends) - 1)
-    frames = s._run_frame[i0 : i1 + 1]
-    return Span(frames[0], s._run_ts[i0], len(set(frames)), max(s._run_ts[i0 : i1 + 1]))
+    frames = run_frames[i0 : i1 + 1]
+    return Span(frames[0], run_ts[i0], len(set(frames)), max(run_ts[i0 : i1 + 1]))
 
 
 @settings(max_examples=60, deadline=None)
@@ -168,6 +170,9 @@ def test_span_every_range(sizes: list[int], seed: int) -> None:
         for end in range(start - 1, n + 3, 5):
             got = s.span(start, end)
             assert type(got) is Span and got == _span_reference(s, start, end)
+            assert s.last_ts_of(start, end) == got.last_ts_ns
+    ends, _, run_ts = s.runs()
+    assert ends[-1] == n and s.last_ts() == max(run_ts)
 
 
 def test_release_then_questions() -> None:

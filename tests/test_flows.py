@@ -1042,3 +1042,13 @@ def test_history_text_spells_the_packed_events_in_order(
         letter if is_a == client_is_a else letter.lower() for letter, is_a in events[:n]
     )
     assert _history_text(packed, client_is_a) == want
+
+
+@given(st.sampled_from([4, 16]), st.integers(0, 65535), st.integers(0, 65535), st.binary(min_size=32, max_size=32))
+def test_reverse_key_is_the_peer_flow_key(size: int, sport: int, dport: int, addrs: bytes) -> None:
+    # FlowTable.feed builds the peer direction's key by swapping the key's parts.
+    from sniparse.flows import _reverse_key
+
+    src, dst = addrs[:size], addrs[16 : 16 + size]
+    seg = Segment(1, T0, 4 if size == 4 else 6, src, dst, sport, dport, 0, 0, SYN, 0, b"", 0, b"", None, ())
+    assert _reverse_key(flow_key(src, dst, sport, dport), seg) == flow_key(dst, src, dport, sport)

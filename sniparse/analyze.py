@@ -77,7 +77,7 @@ import socket
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import IO, Final, NamedTuple, Union, cast
+from typing import IO, Any, Final, NamedTuple, Union, cast
 
 from . import _fastpath, decode
 from ._compiled import mypyc_attr
@@ -341,15 +341,12 @@ class Analysis:
         the module notes): each list from the framer holds three entries per record --
         ``(segment, key, None)``, ``(record, None, None)`` for the general decoder, or
         either with a key in third place: a bulk packet to skip if its key is in
-        ``decided`` by now. A whole list is fed before the framer scans on."""
+        ``decided`` by now. A whole list is fed (:meth:`_feed_batch`) before the framer
+        scans on; the handshakes it closed are yielded after it, in the same order."""
         table = self.table
-        decode_key = decode_segment_key
-        counters = self.counters
-        issues = self.issues
-        decided = table.decided
-        pending = table.pending_ts
         max_flows = table.max_flows
         held = self._held
+        out: list[Handshake] = []
         segments = 0
         skipped = 0
         first_ts: int | None = None
@@ -358,39 +355,15 @@ class Analysis:
                 if held:
                     yield from held
                     held.clear()
-                n = len(items)
-                i = 0
-                while i < n:
-                    obj = items[i]
-                    key: bytes | None = items[i + 1]
-                    chk: bytes | None = items[i + 2]
-                    i += 3
-                    ts: int = obj[1]
-                    if first_ts is None:
-                        first_ts = ts
-                        sk.next_expire = ts + _EXPIRE_EVERY_NS
-                    if chk is not None and chk in decided:
-                        # What the scan does with a bulk packet of a decided flow.
-                        old = pending.get(chk)
-                        if old is None or ts > old:
-                            pending[chk] = ts
-                        skipped += 1
-                    else:
-                        seg: Segment | None = obj
-                        if key is None:
-                            seg, key = decode_key(obj, issues, counters)
-                            if seg is None:
-                                continue
-                        assert seg is not None
-                        segments += 1
-                        out = table.feed(seg, key)
-                        if out:
-                            yield from out
-                    if ts >= sk.next_expire:
-                        sk.next_expire = ts + _EXPIRE_EVERY_NS
-                        expired = table.expire(ts)
-                        if expired:
-                            yield from expired
+                if first_ts is None and items:
+                    first_ts = items[0][1]
+                    sk.next_expire = first_ts + _EXPIRE_EVERY_NS
+                fed, passed = self._feed_batch(sk, items, out)
+                segments += fed
+                skipped += passed
+                if out:
+                    yield from out
+                    out.clear()
                 # The next list must not let the table evict (see the module notes).
                 room = max_flows - len(table)
                 sk.batch = _BATCH if room >= _BATCH else max(room, 1)
@@ -401,6 +374,53 @@ class Analysis:
         finally:
             sk.skipped += skipped
             self._skipper_done(sk, segments, first_ts)
+
+    def _feed_batch(self, sk: Skipper, items: list[Any], out: list[Handshake]) -> tuple[int, int]:
+        """Feed one list of :meth:`_batched` to the table, in order; the handshakes that
+        closed go to ``out``. Returns (segments fed, records skipped).
+
+        A plain method rather than the generator's own loop: compiled, a generator keeps
+        its locals in its frame object, and each record's loop read and wrote several of
+        them (callgrind on the handshake benchmark: ~100 instructions a record fewer)."""
+        table = self.table
+        decided = table.decided
+        pending = table.pending_ts
+        issues = self.issues
+        counters = self.counters
+        segments = 0
+        skipped = 0
+        n = len(items)
+        i = 0
+        while i < n:
+            obj: tuple[Any, ...] = items[i]
+            key: bytes | None = items[i + 1]
+            chk: bytes | None = items[i + 2]
+            i += 3
+            ts: int = obj[1]
+            if chk is not None and chk in decided:
+                # What the scan does with a bulk packet of a decided flow.
+                old = pending.get(chk)
+                if old is None or ts > old:
+                    pending[chk] = ts
+                skipped += 1
+            else:
+                seg: Segment | None
+                if key is None:
+                    seg, key = decode_segment_key(cast(Record, obj), issues, counters)
+                    if seg is None:
+                        continue
+                else:
+                    seg = cast(Segment, obj)
+                segments += 1
+                done = table.feed(seg, key)
+                if done:
+                    out.extend(done)
+            if ts >= sk.next_expire:
+                sk.next_expire = ts + _EXPIRE_EVERY_NS
+                expired = table.expire(ts)
+                if expired:
+                    out.extend(expired)
+        return segments, skipped
 
     def _skipper_done(self, sk: Skipper, segments: int, first_ts: int | None) -> None:
         """The end of a fused read: the framer's counts (and the segments this loop fed)

@@ -40,7 +40,6 @@ callers want without building a :class:`Span` (a tuple subclass: ~1,000 instruct
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from typing import Final, NamedTuple
 
 __all__ = ["DEFAULT_CAP", "Span", "Stream", "seq_offset"]
@@ -74,15 +73,24 @@ class Span(NamedTuple):
 
 
 _EMPTY_SPAN: Final = Span(0, 0, 0, 0)
+#: The class itself as a constant (compiled: a static instead of a module-dict lookup).
+_SPAN: Final = Span
 #: ``tuple.__new__``: builds a Span from a tuple of its four fields.
 _new_span: Final = tuple.__new__
 
 
-def _run_range(ends: list[int], start: int, end: int) -> tuple[int, int]:
-    """Indexes of the runs holding ``start`` and ``end - 1`` (the last run when the range
-    goes past the bytes)."""
-    last = len(ends) - 1
-    return min(bisect_right(ends, start), last), min(bisect_left(ends, end), last)
+def _count_below(ends: list[int], x: int) -> int:
+    """``bisect.bisect_left(ends, x)``, compiled to native code (the module's is a generic
+    call from compiled code: several times the cost for the few runs a message spans)."""
+    lo = 0
+    hi = len(ends)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ends[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 class Stream:
@@ -320,10 +328,31 @@ class Stream:
             return _EMPTY_SPAN
         if end <= end0 or self._run_end is None:
             ts = self._ts0
-            return _new_span(Span, (self._frame0, ts, 1, ts))
-        ends, frames, tss = self.runs()
-        i0, i1 = _run_range(ends, start, end)
-        return _new_span(Span, (frames[i0], tss[i0], len(set(frames[i0 : i1 + 1])), max(tss[i0 : i1 + 1])))
+            return _new_span(_SPAN, (self._frame0, ts, 1, ts))
+        frames = self._run_frame
+        tss = self._run_ts
+        assert frames is not None and tss is not None
+        i0, i1 = self._run_range(start, end)
+        frame = self._frame0 if i0 == 0 else frames[i0 - 1]
+        first_ts = self._ts0 if i0 == 0 else tss[i0 - 1]
+        seen = {frame}
+        latest = first_ts
+        for k in range(i0, i1):
+            seen.add(frames[k])
+            if tss[k] > latest:  # noqa: PLR1730 (compiled: cheaper than a max() call)
+                latest = tss[k]
+        return _new_span(_SPAN, (frame, first_ts, len(seen), latest))
+
+    def _run_range(self, start: int, end: int) -> tuple[int, int]:
+        """The runs holding ``start`` and ``end - 1`` (the last run when the range goes past
+        the bytes), for a range past the first run: run 0 is the first run's fields, run
+        k >= 1 is index k - 1 of the run lists."""
+        ends = self._run_end
+        assert ends is not None
+        last = len(ends)
+        i0 = 0 if start < self._end0 else 1 + _count_below(ends, start + 1)
+        i1 = 1 + _count_below(ends, end)
+        return (i0 if i0 < last else last), (i1 if i1 < last else last)  # noqa: FURB136 (as above)
 
     def last_ts_of(self, start: int, end: int) -> int:
         """``span(start, end).last_ts_ns`` without building the Span (the server's reaction
@@ -333,9 +362,14 @@ class Stream:
             return 0
         if end <= end0 or self._run_end is None:
             return self._ts0
-        ends, _, tss = self.runs()
-        i0, i1 = _run_range(ends, start, end)
-        return max(tss[i0 : i1 + 1])
+        tss = self._run_ts
+        assert tss is not None
+        i0, i1 = self._run_range(start, end)
+        latest = self._ts0 if i0 == 0 else tss[i0 - 1]
+        for k in range(i0, i1):
+            if tss[k] > latest:  # noqa: PLR1730 (compiled: cheaper than a max() call)
+                latest = tss[k]
+        return latest
 
     def last_ts(self) -> int:
         """Arrival time of the latest run of contiguous bytes (0 when empty)."""

@@ -1052,3 +1052,33 @@ def test_reverse_key_is_the_peer_flow_key(size: int, sport: int, dport: int, add
     src, dst = addrs[:size], addrs[16 : 16 + size]
     seg = Segment(1, T0, 4 if size == 4 else 6, src, dst, sport, dport, 0, 0, SYN, 0, b"", 0, b"", None, ())
     assert _reverse_key(flow_key(src, dst, sport, dport), seg) == flow_key(dst, src, dport, sport)
+
+
+@given(st.lists(st.integers(0, 12), max_size=8), st.integers(0, 0xFFFFFFFF))
+def test_isn_bookkeeping_matches_its_definition(picks: list[int], data_seq: int) -> None:
+    # _Dir keeps the first ISN+1 in a field and the others in a list made on demand; read
+    # together they are the list of distinct values in arrival order, at most 4, and the
+    # stream's anchor is the candidate nearest below the data (else the last one).
+    from sniparse.flows import _Dir, _note_isn, _seen_isn
+    from sniparse.reassembly import seq_offset
+
+    values = [(data_seq - 3000 + 997 * p) & 0xFFFFFFFF for p in picks]
+    seg = Segment(1, T0, 4, b"\x01" * 4, b"\x02" * 4, 1, 2, 0, 0, SYN, 0, b"", 0, b"", None, ())
+    d = _Dir(seg, b"k")
+    want: list[int] = []
+    for v in values:
+        if v not in want and len(want) < 4:
+            want.append(v)
+        _note_isn(d, v)
+    got = ([d.isn0] if d.isn0 >= 0 else []) + (d.isns or [])
+    assert got == want
+    assert all(_seen_isn(d, v) for v in want)
+    table = FlowTable(Issues())
+    best, base = -1, data_seq
+    for cand in want:
+        off = seq_offset(data_seq, cand)
+        if 0 <= off < table.stream_cap and (best < 0 or off < best):
+            best, base = off, cand
+    if best < 0 and want:
+        base = want[-1]
+    assert table._anchor(d, data_seq) == base

@@ -22,6 +22,7 @@ handshake, so they keep one small record per handshake (without its parsed Clien
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
@@ -140,6 +141,24 @@ class _AnalyzeCommand(click.Command):
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Find TLS clients that connect without SNI in packet captures."""
+
+
+# The young generation's collection threshold for a command-line run (CPython's default is
+# 700). A run allocates a few hundred short-lived container objects per connection (records,
+# tuples, rows), nearly all freed by reference counting; at the default a collection runs every
+# few connections and walks objects about to die anyway. Measured with callgrind on 40 MB of the
+# handshake-heavy benchmark capture: 2.37 G instructions at the default, 2.29 G with this
+# threshold and the start-up objects frozen (gc.freeze), which later full collections skip.
+# Reference cycles are still collected, only in larger steps.
+_GC_YOUNG_THRESHOLD = 50_000
+
+
+def _tune_gc() -> None:
+    """Collect less often during the analyse command (see _GC_YOUNG_THRESHOLD), once the
+    analysis modules are loaded; the library's functions leave the collector alone."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -476,6 +495,7 @@ def analyze_cmd(
             # Per-file workers: no byte count to show a bar with.
             more = {"progress": None, "jobs": jobs}
         run = _Run(analyze(source, idle_timeout=idle_timeout, stream=True, **more))
+        _tune_gc()
         if fmt in ("ndjson", "csv"):
             # Streamed: no report at all, one row per handshake as its flow closes.
             found = _stream_rows(run, keep, fmt, output)

@@ -284,6 +284,31 @@ def test_streamed_formats_load_no_text_report(fixtures_dir: Path, tmp_path: Path
     assert {"sniparse._textreport", "textwrap"} <= loaded("-o", str(tmp_path / "out.txt"))
 
 
+def test_command_collects_young_objects_less_often(fixtures_dir: Path, tmp_path: Path) -> None:
+    """The command raises the young generation's threshold and freezes the start-up objects;
+    the library leaves the collector as the caller set it."""
+    cap = str(fixtures_dir / "scenarios" / "accepts_both.pcap")
+    code = (
+        "import gc, sys\n"
+        "import sniparse\n"
+        "sniparse.analyze(sys.argv[1])\n"
+        "before = gc.get_threshold()\n"
+        "from sniparse.cli import main, _GC_YOUNG_THRESHOLD\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "after = gc.get_threshold()\n"
+        "print(before == (700, 10, 10), after == (_GC_YOUNG_THRESHOLD, 10, 10),\n"
+        "      gc.get_freeze_count() > 0)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, cap, "--format", "ndjson", "-o",
+                        str(tmp_path / "out.ndjson")],
+                       check=False, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["True", "True", "True"]
+
+
 @pytest.mark.parametrize(
     ("name", "verdict", "code"),
     [

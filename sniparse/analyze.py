@@ -412,9 +412,7 @@ class Analysis:
                 else:
                     seg = cast(Segment, obj)
                 segments += 1
-                done = table.feed(seg, key)
-                if done:
-                    out.extend(done)
+                table.feed_into(seg, key, out)
             if ts >= sk.next_expire:
                 sk.next_expire = ts + _EXPIRE_EVERY_NS
                 expired = table.expire(ts)

@@ -1082,3 +1082,20 @@ def test_isn_bookkeeping_matches_its_definition(picks: list[int], data_seq: int)
     if best < 0 and want:
         base = want[-1]
     assert table._anchor(d, data_seq) == base
+
+
+def test_feed_into_appends_what_feed_returns() -> None:
+    # Analysis._feed_batch feeds through feed_into, collecting into one list per batch.
+    convs = []
+    for i in range(3):
+        c = Conv(sport=40000 + i).handshake()
+        c.cdata(HELLO_SNI)
+        c.sdata(server_hello()).ack().cfin().sfin().ack()
+        convs.append(c.segs)
+    segs = [s for group in zip(*convs) for s in group]
+    want, _ = run(segs, finish=False)
+    t = FlowTable(Issues())
+    got: list[Any] = ["earlier"]
+    for s in segs:
+        t.feed_into(s, flow_key(s.src, s.dst, s.sport, s.dport) if s.sport % 2 else None, got)
+    assert len(want) == 3 and got == ["earlier", *want]

@@ -1,0 +1,139 @@
+"""How records and handshakes are put together cheaply, against the plain way.
+
+* ``_speedups.new_record`` builds each record's ``__dict__`` from a private copy of the
+  previous record of its kind, storing only the values that changed: every record must
+  still be exactly what the class constructor builds, whatever came before it, whatever is
+  done to earlier records, and when building one runs code that builds another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import importlib
+import random
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, module_from_path
+
+try:
+    _speedups: Any = importlib.import_module("sniparse._speedups")
+except ImportError:
+    _speedups = None
+
+NEW = getattr(_speedups, "new_record", None)
+needs_c = pytest.mark.skipif(NEW is None, reason="the C extension is not built")
+B = module_from_path("build_hellos", FIXTURES / "hellos" / "build_hellos.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rec:
+    a: object
+    b: object
+    c: object = None
+
+
+NAMES = ("a", "b", "c")
+
+
+def _same(got: Any, want: Any) -> None:
+    assert type(got) is type(want) and got == want
+    assert list(got.__dict__.items()) == list(want.__dict__.items())
+    for name in NAMES:
+        assert got.__dict__[name] is want.__dict__[name]
+    assert repr(got) == repr(want) and hash(got) == hash(want)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.a = 0  # type: ignore[misc]
+
+
+@needs_c
+def test_records_in_a_row_are_each_what_the_constructor_builds() -> None:
+    rng = random.Random(7)
+    pool: list[object] = [None, False, True, 0, 1, 443, "x", "", (), (1, 2), b"", b"ab", 1.5]
+    made: list[tuple[Any, Rec]] = []
+    for _ in range(500):
+        values = tuple(rng.choice(pool) if rng.random() < 0.7 else object() for _ in NAMES)
+        got = NEW(Rec, NAMES, values)
+        want = Rec(*values)
+        _same(got, want)
+        made.append((got, want))
+    # Later records never change earlier ones: each has a dict of its own.
+    for got, want in made:
+        _same(got, want)
+    assert len({id(g.__dict__) for g, _ in made}) == len(made)
+
+
+@needs_c
+def test_changing_a_record_does_not_leak_into_the_next() -> None:
+    first = NEW(Rec, NAMES, (1, 2, 3))
+    object.__setattr__(first, "a", "changed")
+    first.__dict__["b"] = "changed too"
+    _same(NEW(Rec, NAMES, (1, 2, 3)), Rec(1, 2, 3))
+    assert first.__dict__ == {"a": "changed", "b": "changed too", "c": 3}
+
+
+@needs_c
+def test_values_are_released_once_no_record_holds_them() -> None:
+    class Value:
+        pass
+
+    v = Value()
+    alive = [True]
+
+    import weakref
+
+    ref = weakref.ref(v, lambda _: alive.__setitem__(0, False))
+    rec = NEW(Rec, NAMES, (v, 1, 2))
+    del v
+    assert alive[0]
+    del rec
+    # The kind keeps its last record's values until the next record of the kind.
+    NEW(Rec, NAMES, (0, 1, 2))
+    assert not alive[0] and ref() is None
+
+
+@needs_c
+def test_records_built_while_one_of_their_kind_is_being_built() -> None:
+    """Releasing a replaced value, or a garbage collection during the build, can run code
+    that builds another record of the same kind: both come out right."""
+    built: list[tuple[Any, Rec]] = []
+
+    class Builds:
+        def __init__(self, n: int) -> None:
+            self.n = n
+            self.me = self  # a cycle: freed by the collector, in the middle of anything
+
+        def __del__(self) -> None:
+            values = (self.n, "inner", None)
+            built.append((NEW(Rec, NAMES, values), Rec(*values)))
+
+    old = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        for i in range(300):
+            values = (Builds(i), i, "outer")
+            got = NEW(Rec, NAMES, values)
+            _same(got, Rec(*values))
+            del values, got
+    finally:
+        gc.set_threshold(*old)
+    gc.collect()
+    assert built
+    for got, want in built:
+        _same(got, want)
+
+
+@needs_c
+def test_many_kinds_in_turn() -> None:
+    # More kinds than the C code remembers, interleaved: each record right every time.
+    classes = [dataclasses.make_dataclass(f"K{i}", [("a", object), ("b", object)], frozen=True)
+               for i in range(20)]
+    rng = random.Random(3)
+    for _ in range(400):
+        cls = rng.choice(classes)
+        values = (rng.randrange(3), rng.choice(["p", "q", None]))
+        got = NEW(cls, ("a", "b"), values)
+        assert type(got) is cls and got == cls(*values)
+        assert list(got.__dict__.items()) == list(zip(("a", "b"), values))
+

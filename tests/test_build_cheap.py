@@ -3,7 +3,8 @@
 * ``_speedups.new_record`` builds each record's ``__dict__`` from a private copy of the
   previous record of its kind, storing only the values that changed: every record must
   still be exactly what the class constructor builds, whatever came before it, whatever is
-  done to earlier records, and when building one runs code that builds another.
+  done to earlier records, and when building one runs code that builds another;
+* ``flows._make_handshake`` (C when built, else Python) against ``Handshake(*values)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, module_from_path
+
+import sniparse
+from sniparse import flows
+from sniparse.flows import Handshake
 
 try:
     _speedups: Any = importlib.import_module("sniparse._speedups")
@@ -136,4 +141,33 @@ def test_many_kinds_in_turn() -> None:
         got = NEW(cls, ("a", "b"), values)
         assert type(got) is cls and got == cls(*values)
         assert list(got.__dict__.items()) == list(zip(("a", "b"), values))
+
+
+def _scenario_handshakes() -> list[Handshake]:
+    hs: list[Handshake] = []
+    for path in sorted((FIXTURES / "scenarios").glob("*.pcap*")):
+        hs.extend(sniparse.iter_handshakes(str(path)))
+    assert len(hs) > 20
+    return hs
+
+
+def test_make_handshake_is_the_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of _make_handshake (C when built, the Python fallback) on every scenario
+    handshake, against ``Handshake(*values)``. and every record of the flow table has the
+    fields in declaration order."""
+    hs = _scenario_handshakes()
+    assert flows._HS_FIELDS == tuple(f.name for f in dataclasses.fields(Handshake))
+    ways = [flows._C_NEW_RECORD, None] if flows._C_NEW_RECORD is not None else [None]
+    for way in ways:
+        monkeypatch.setattr(flows, "_C_NEW_RECORD", way)
+        for h in hs:
+            assert tuple(vars(h)) == flows._HS_FIELDS
+            values = tuple(vars(h)[n] for n in flows._HS_FIELDS)
+            got = flows._make_handshake(values)
+            want = Handshake(*values)
+            assert type(got) is Handshake and got == want
+            assert list(vars(got).items()) == list(vars(want).items())
+            assert repr(got) == repr(want) and got.client_hello is h.client_hello
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                got.sni = "x"  # type: ignore[misc]
 

@@ -271,9 +271,17 @@ def _ip_text(packed: bytes) -> str:
     return text
 
 
+# "0" .. "255": IPv4 address text from cached octets (see _format_ip).
+_OCTETS: Final = tuple(str(i) for i in range(256))
+
+
 def _format_ip(packed: bytes) -> str:
     if len(packed) == 4:
-        return socket.inet_ntop(socket.AF_INET, packed)
+        # What inet_ntop gives (RFC 791 dotted decimal, no leading zeros). Measured with
+        # callgrind: ~4,100 instructions a call through socket.inet_ntop (argument parsing,
+        # the IntEnum family, glibc's sprintf), ~500 joining cached octet strings.
+        o = _OCTETS
+        return f"{o[packed[0]]}.{o[packed[1]]}.{o[packed[2]]}.{o[packed[3]]}"
     if len(packed) == 16:
         return socket.inet_ntop(socket.AF_INET6, packed)
     return packed.hex()

@@ -4,7 +4,8 @@
   previous record of its kind, storing only the values that changed: every record must
   still be exactly what the class constructor builds, whatever came before it, whatever is
   done to earlier records, and when building one runs code that builds another;
-* ``flows._make_handshake`` (C when built, else Python) against ``Handshake(*values)``.
+* ``flows._make_handshake`` (C when built, else Python) against ``Handshake(*values)``;
+* ``flows._format_ip`` against ``socket.inet_ntop``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import gc
 import importlib
 import random
+import socket
 from typing import Any
 
 import pytest
@@ -153,7 +155,7 @@ def _scenario_handshakes() -> list[Handshake]:
 
 def test_make_handshake_is_the_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both ways of _make_handshake (C when built, the Python fallback) on every scenario
-    handshake, against ``Handshake(*values)``. and every record of the flow table has the
+    handshake, against ``Handshake(*values)``; and every record of the flow table has the
     fields in declaration order."""
     hs = _scenario_handshakes()
     assert flows._HS_FIELDS == tuple(f.name for f in dataclasses.fields(Handshake))
@@ -170,4 +172,15 @@ def test_make_handshake_is_the_constructor(monkeypatch: pytest.MonkeyPatch) -> N
             assert repr(got) == repr(want) and got.client_hello is h.client_hello
             with pytest.raises(dataclasses.FrozenInstanceError):
                 got.sni = "x"  # type: ignore[misc]
+
+
+def test_ipv4_text_is_inet_ntop() -> None:
+    rng = random.Random(5)
+    cases = [bytes(4), b"\xff" * 4, b"\x7f\x00\x00\x01", b"\x0a\x00\x00\x0a"]
+    cases += [bytes(rng.randrange(256) for _ in range(4)) for _ in range(2000)]
+    for packed in cases:
+        assert flows._format_ip(packed) == socket.inet_ntop(socket.AF_INET, packed)
+    v6 = bytes.fromhex("20010db8000000000000000000000001")
+    assert flows._format_ip(v6) == "2001:db8::1"
+    assert flows._ip_text(b"\xc0\x00\x02\x01") == "192.0.2.1"
 

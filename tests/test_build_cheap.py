@@ -5,7 +5,10 @@
   still be exactly what the class constructor builds, whatever came before it, whatever is
   done to earlier records, and when building one runs code that builds another;
 * ``flows._make_handshake`` (C when built, else Python) against ``Handshake(*values)``;
-* ``flows._format_ip`` against ``socket.inet_ntop``.
+* ``flows._format_ip`` against ``socket.inet_ntop``;
+* ``fingerprint.fingerprints``'s table, looked up by part of a hello and checked on the
+  rest: same answers as ``ja3`` / ``ja4`` / ``ja4_r`` for hellos that share a slot, and
+  bounded.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pytest
 from conftest import FIXTURES, module_from_path
 
 import sniparse
-from sniparse import flows
+from sniparse import fingerprint, flows, tls
 from sniparse.flows import Handshake
 
 try:
@@ -183,4 +186,70 @@ def test_ipv4_text_is_inet_ntop() -> None:
     v6 = bytes.fromhex("20010db8000000000000000000000001")
     assert flows._format_ip(v6) == "2001:db8::1"
     assert flows._ip_text(b"\xc0\x00\x02\x01") == "192.0.2.1"
+
+
+def _hello(suites: list[int], groups: list[int], formats: list[int], sigs: list[int],
+           alpn: bytes | None = b"h2") -> tls.ClientHello:
+    exts = [B.sni_ext(b"www.example.com"), B.u16_list_ext(10, groups),
+            (11, bytes([len(formats), *formats])), B.u16_list_ext(13, sigs),
+            B.u16_list_ext(43, [0x0304, 0x0303], len_bytes=1)]
+    if alpn is not None:
+        exts.append(B.alpn_ext(alpn))
+    return tls.parse_client_hello(B.records(B.client_hello_message(suites, exts)))
+
+
+def _check(h: tls.ClientHello, transport: str = "t") -> None:
+    fp = fingerprint.fingerprints(h, transport)
+    assert (fp.ja3_string, fp.ja3) == fingerprint.ja3(h)
+    assert fp.ja4 == fingerprint.ja4(h, transport) and fp.ja4_r == fingerprint.ja4_r(h, transport)
+
+
+def test_fingerprint_slots_answer_only_equal_hellos() -> None:
+    """Hellos that share a slot of the table (same short fields, same cipher count and
+    end values) but differ in a compared list each get their own fingerprints, in any
+    order and repeated."""
+    fingerprint._FP_CACHE.clear()
+    base = ([0x1301, 0x1302, 0x1303], [29, 23], [0], [0x0403, 0x0804])
+    variants = [
+        base,
+        ([0x1301, 0xC02F, 0x1303], *base[1:]),            # middle cipher
+        (base[0], [29, 24], *base[2:]),                     # groups
+        (base[0], base[1], [0, 1], base[3]),                # point formats
+        (*base[:3], [0x0403, 0x0805]),                      # signature algorithms
+        (*base[:3], [0x0804, 0x0403]),                      # their order
+        (*base[:3], []),
+    ]
+    hellos = [_hello(*v) for v in variants] + [_hello(*base, alpn=None),
+                                                _hello(*base, alpn=b"http/1.1")]
+    rng = random.Random(11)
+    for _ in range(6):
+        for h in rng.sample(hellos, len(hellos)):
+            _check(h)
+            _check(h, "q")
+    ja3s = {fingerprint.fingerprints(h).ja3 for h in hellos[:5]}
+    assert len(ja3s) == 4  # groups, formats and the middle cipher change JA3; sigs do not
+    assert len({fingerprint.fingerprints(h).ja4_r for h in hellos}) == len(hellos) - 2
+
+
+def test_fingerprint_table_is_bounded() -> None:
+    fingerprint._FP_CACHE.clear()
+    for i in range(fingerprint._FP_CACHE_MAX + 50):
+        h = _hello([0x1301, 0x1000 + i], [29], [0], [0x0403])
+        fingerprint.fingerprints(h)
+        assert len(fingerprint._FP_CACHE) <= fingerprint._FP_CACHE_MAX
+    _check(h)
+
+
+def test_hellos_of_the_fixtures_fingerprint_as_the_single_functions() -> None:
+    fingerprint._FP_CACHE.clear()
+    hellos = [h.client_hello for h in _scenario_handshakes() if h.client_hello is not None]
+    for path in sorted((FIXTURES / "hellos").glob("*.bin")):
+        if not path.name.startswith("server_"):
+            hellos.append(tls.parse_client_hello(path.read_bytes()))
+    for _ in range(2):
+        for h in hellos:
+            try:
+                _check(h)
+            except sniparse.SniparseError:
+                continue
 

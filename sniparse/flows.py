@@ -92,7 +92,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from ._compiled import mypyc_attr, speedups
 from .errors import DecodeError, Issues, SniparseError
@@ -196,6 +196,10 @@ def _make_handshake(values: tuple[object, ...]) -> Handshake:
     h: Handshake = _object_new(Handshake)
     _object_setattr(h, "__dict__", dict(zip(_HS_FIELDS, values)))
     return h
+
+
+# The Handshake fields taken from the ClientHello, when there is none.
+_NO_HELLO: Final[dict[str, Any]] = {"sni": None, "sslv2": False, "ech": False, "sni_raw": None}
 
 
 # -- client question states ------------------------------------------------------------------
@@ -1254,8 +1258,12 @@ class FlowTable:
             sp = cst.span(start, len(cst.data))
         if sp is not None and sp.segments:
             segments, frame, ts_ns, hello_ts = sp.segments, sp.frame, sp.ts_ns, sp.last_ts_ns
+        # The hello's fields are read from its instance dict: ClientHello is an ordinary
+        # (non-native) class, and a dict lookup is cheaper than an attribute lookup through
+        # its type (~110 against ~220 instructions, eight fields a connection).
+        chd: dict[str, Any] = ch.__dict__ if ch is not None else _NO_HELLO
         if ch is not None:
-            status = ch.sni_status
+            status = chd["sni_status"]
         elif flow.malformed is not None:
             status, detail = "malformed", flow.malformed
         elif flow.mid_record:
@@ -1307,8 +1315,8 @@ class FlowTable:
         alpn: tuple[str, ...] = ()
         ja3 = ja3s = ja4 = ja4r = None
         if ch is not None:
-            versions = _version_names(ch.supported_versions, ch.legacy_version)
-            alpn = ch.alpn
+            versions = _version_names(chd["supported_versions"], chd["legacy_version"])
+            alpn = chd["alpn"]
             ja3s, ja3, ja4, ja4r = _fingerprints(ch)
         # Every Handshake field, in declaration order (_HS_FIELDS).
         return _make_handshake((
@@ -1317,12 +1325,12 @@ class FlowTable:
             c.sport,                                                # client_port
             _ip_text(c.dst),                                        # server_ip
             c.dport,                                                # server_port
-            ch.sni if ch is not None else None,                     # sni
+            chd["sni"],
             status,                                                 # sni_status
             reason,                                                 # unknown_reason
             detail,
-            ch.sslv2 if ch is not None else False,                  # sslv2
-            ch.ech if ch is not None else False,                    # ech
+            chd["sslv2"],
+            chd["ech"],
             versions,
             alpn,
             ja3,
@@ -1335,7 +1343,7 @@ class FlowTable:
             _conn_state(flow),                                      # conn_state
             _history(flow),                                         # history
             frame,
-            ch.sni_raw if ch is not None else None,                 # sni_raw
+            chd["sni_raw"],
             flow.proxy_client,                                      # proxy_client
             flow.prelude,                                           # prelude
             c.ip_version,                                           # ip_version
@@ -1356,11 +1364,18 @@ class FlowTable:
 # -- helpers ---------------------------------------------------------------------------------
 
 _VERSION_NAMES: Final[dict[tuple[tuple[int, ...], int], tuple[str, ...]]] = {}
+# The last answer of _version_names: [supported, legacy, names].
+_LAST_VERSIONS: Final[list[object]] = [(), -1, ()]
 
 
 def _version_names(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
     """Offered versions as names, highest first, GREASE removed (remembered: a capture's
-    clients offer a handful of different lists)."""
+    clients offer a handful of different lists, most often the same as the previous
+    connection's; checking that first skips hashing the key, ~1,100 -> ~300 instructions
+    a call measured with callgrind)."""
+    last = _LAST_VERSIONS
+    if last[1] == legacy and last[0] == supported:
+        return cast("tuple[str, ...]", last[2])
     key = (supported, legacy)
     names = _VERSION_NAMES.get(key)
     if names is None:
@@ -1369,6 +1384,7 @@ def _version_names(supported: tuple[int, ...], legacy: int) -> tuple[str, ...]:
         if len(_VERSION_NAMES) >= 4096:
             _VERSION_NAMES.clear()
         _VERSION_NAMES[key] = names
+    last[0], last[1], last[2] = supported, legacy, names
     return names
 
 

@@ -283,7 +283,7 @@ def _format_ip(packed: bytes) -> str:
     if len(packed) == 4:
         # What inet_ntop gives (RFC 791 dotted decimal, no leading zeros). Measured with
         # callgrind: ~4,100 instructions a call through socket.inet_ntop (argument parsing,
-        # the IntEnum family, glibc's sprintf), ~500 joining cached octet strings.
+        # the IntEnum family, glibc's sprintf), ~900 joining cached octet strings.
         o = _OCTETS
         return f"{o[packed[0]]}.{o[packed[1]]}.{o[packed[2]]}.{o[packed[3]]}"
     if len(packed) == 16:

@@ -1687,21 +1687,37 @@ done:
  * object.__setattr__(obj, name, value) for each field in declaration order. Each of those
  * calls looks the name up along the class's MRO (a data descriptor would take the store)
  * before storing into the instance: ~9,000 instructions per ClientHello (30 fields). For a
- * class whose instances have a __dict__ and whose field names are not data descriptors (a
- * dataclass without slots) the same object is its __dict__ filled in field order, so that
- * dict is built here and installed as the instance's __dict__: a copy of a blank dict of
- * the names (one allocation and a memcpy of its table, no resizing or probing for free
- * slots) whose values are then replaced in place. Which classes qualify is checked once per
- * class and list of names, and remembered while the class's version tag stands (any change
- * to the class or its bases gives it a new tag); the rest go the object.__setattr__ way. */
+ * class whose instances have a __dict__ and whose field names are distinct and not data
+ * descriptors (a dataclass without slots) the same object is its __dict__ filled in field
+ * order, so that dict is built here and installed as the instance's __dict__. Which classes
+ * qualify is checked once per class and list of names, and remembered while the class's
+ * version tag stands (any change to the class or its bases gives it a new tag); the rest go
+ * the object.__setattr__ way.
+ *
+ * How the dict is built. Storing a value costs a dict lookup whether the key is new or
+ * already there (~170-180 instructions a field on 3.11, callgrind), but copying a dict is
+ * one allocation and a memcpy of its table. Consecutive records of a kind repeat many values
+ * as the very same objects (None, False, small ints, cached strings and tuples: about half
+ * the fields of the handshake benchmark's ClientHellos and Handshakes), so each kind keeps
+ * a private dict holding its last record's values (`last`): a new record stores only the
+ * values that are not identical to those, into `last`, and gets a copy of it. Same keys in
+ * the same order with the same values: the dict the stores into an empty one would give.
+ * `last` is never handed out, so nobody else changes it; its old values are released only
+ * once it is consistent again (releasing one can run arbitrary code, which may build
+ * another record), and a record built while another of its kind is being built (from such
+ * code) takes the object.__setattr__ way. Cost: the last record of each kind stays alive
+ * until the next one. */
 #define RECORD_KINDS 8
+#define RECORD_MAX_FIELDS 64 /* more fields: the object.__setattr__ way */
 
 typedef struct {
     PyTypeObject *cls; /* strong references while the entry is in use */
     PyObject *names;   /* the names tuple first seen (its items are what is compared: mypyc
                         * code may hand over a fresh tuple of the same names per call) */
-    PyObject *blank;   /* {name: None for each name}, in order */
+    PyObject *last;    /* {name: the last record's value} in names order; private */
+    PyObject **held;   /* held[i] is last[names[i]] (borrowed: `last` holds them) */
     unsigned int tag;  /* cls->tp_version_tag when checked */
+    int busy;          /* a record of this kind is being built */
 } record_kind;
 
 static record_kind record_kinds[RECORD_KINDS];
@@ -1725,20 +1741,42 @@ static int record_dict_ok(PyTypeObject *cls, PyObject *names) {
 #ifdef Py_TPFLAGS_MANAGED_DICT
     has_dict = has_dict || PyType_HasFeature(cls, Py_TPFLAGS_MANAGED_DICT);
 #endif
-    if (!has_dict || PyType_HasFeature(cls, Py_TPFLAGS_IS_ABSTRACT))
+    if (!has_dict || PyType_HasFeature(cls, Py_TPFLAGS_IS_ABSTRACT) ||
+        PyTuple_GET_SIZE(names) > RECORD_MAX_FIELDS)
         return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
         if (!PyUnicode_CheckExact(name))
             return 0;
-        /* The lookup object.__setattr__ makes (it also gives cls a valid version tag). A
-         * repeated name is no obstacle: the dict, like the attribute stores, keeps its
-         * first position and its last value. */
+        /* The lookup object.__setattr__ makes (it also gives cls a valid version tag). */
         PyObject *attr = _PyType_Lookup(cls, name);
         if (attr != NULL && Py_TYPE(attr)->tp_descr_set != NULL)
             return 0;
     }
     return PyType_HasFeature(cls, Py_TPFLAGS_VALID_VERSION_TAG); /* else nothing to go by */
+}
+
+/* {name: None for each name} in order, sized as a dict presized for them; Py_None without
+ * an exception when a name repeats (its stores would not map one to one onto fields). */
+static PyObject *blank_dict(PyObject *names) {
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *blank = _PyDict_NewPresized(n);
+#else
+    PyObject *blank = PyDict_New();
+#endif
+    if (blank == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyDict_SetItem(blank, PyTuple_GET_ITEM(names, i), Py_None) < 0) {
+            Py_DECREF(blank);
+            return NULL;
+        }
+    if (PyDict_GET_SIZE(blank) != n) {
+        Py_DECREF(blank);
+        Py_RETURN_NONE;
+    }
+    return blank;
 }
 
 /* The remembered kind for (cls, names) when its instances can take a ready-made __dict__;
@@ -1752,27 +1790,68 @@ static record_kind *record_kind_of(PyTypeObject *cls, PyObject *names) {
         }
     if (k != NULL && PyType_HasFeature(cls, Py_TPFLAGS_VALID_VERSION_TAG) &&
         k->tag == cls->tp_version_tag)
-        return k;
+        return k->busy ? NULL : k;
     if (!record_dict_ok(cls, names))
         return NULL;
     if (k == NULL) {
-        PyObject *blank = PyDict_New();
-        if (blank == NULL)
+        PyObject *blank = blank_dict(names);
+        if (blank == NULL || blank == Py_None) {
+            Py_XDECREF(blank);
             return NULL;
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
-            if (PyDict_SetItem(blank, PyTuple_GET_ITEM(names, i), Py_None) < 0) {
-                Py_DECREF(blank);
-                return NULL;
-            }
+        }
+        /* Never a slot in use further up the stack: its builder still needs it. */
         k = &record_kinds[record_next++ % RECORD_KINDS];
-        Py_XDECREF(k->cls);
-        Py_XDECREF(k->names);
-        Py_XSETREF(k->blank, blank);
+        for (int i = 0; i < RECORD_KINDS && k->busy; i++)
+            k = &record_kinds[record_next++ % RECORD_KINDS];
+        PyObject **held = NULL;
+        if (!k->busy && (held = PyMem_New(PyObject *, PyTuple_GET_SIZE(names))) == NULL)
+            PyErr_NoMemory();
+        if (held == NULL) {
+            Py_DECREF(blank);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
+            held[i] = Py_None;
+        PyTypeObject *old_cls = k->cls;
+        PyObject *old_names = k->names, *old_last = k->last;
+        PyMem_Free(k->held);
         k->cls = (PyTypeObject *)Py_NewRef(cls);
         k->names = Py_NewRef(names);
+        k->last = blank;
+        k->held = held;
+        k->tag = cls->tp_version_tag;
+        /* Released last: it may run code that builds records (k is consistent by then). */
+        Py_XDECREF(old_cls);
+        Py_XDECREF(old_names);
+        Py_XDECREF(old_last);
+        return k;
     }
     k->tag = cls->tp_version_tag;
-    return k;
+    return k->busy ? NULL : k;
+}
+
+/* The dict of a k record whose fields are values[i] (borrowed): `last` updated to them, and
+ * copied. NULL on a Python error. */
+static PyObject *record_dict(record_kind *k, PyObject *const *values) {
+    PyObject *old[RECORD_MAX_FIELDS]; /* replaced values, released at the end */
+    Py_ssize_t n_old = 0, n = PyTuple_GET_SIZE(k->names);
+    PyObject *dict = NULL;
+    k->busy = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = values[i];
+        if (v == k->held[i])
+            continue;
+        old[n_old++] = Py_NewRef(k->held[i]); /* `last` no longer holds it after the store */
+        if (PyDict_SetItem(k->last, PyTuple_GET_ITEM(k->names, i), v) < 0)
+            goto done;
+        k->held[i] = v;
+    }
+    dict = PyDict_Copy(k->last);
+done:
+    k->busy = 0;
+    for (Py_ssize_t j = 0; j < n_old; j++)
+        Py_DECREF(old[j]);
+    return dict;
 }
 
 /* A new cls instance whose fields names[i] (a tuple of str) are values[i] (borrowed), as
@@ -1797,18 +1876,9 @@ static PyObject *build_record(PyTypeObject *cls, PyObject *names, PyObject *cons
             }
         return obj;
     }
-#if PY_VERSION_HEX < 0x030D0000
-    PyObject *dict = _PyDict_NewPresized(n);
-#else
-    PyObject *dict = PyDict_New();
-#endif
+    PyObject *dict = record_dict(k, values);
     if (dict == NULL)
         return NULL;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (PyDict_SetItem(dict, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
-            Py_DECREF(dict);
-            return NULL;
-        }
     PyObject *obj;
 #if PY_VERSION_HEX < 0x030C0000
     /* 3.11: object.__new__ would only add the empty inline attribute values that installing

@@ -419,7 +419,9 @@ def _ndjson_fast(src: dict[str, Any]) -> str | None:
             head.sec = sec
             head.ts_ns = _JSON_HEAD + str(sec)
             head.ts = _JSON_TS + '"' + ts[:-7]
-    if sec == head.sec:
+    # sec >= 1 again: head.sec is -1 until a second is cached, and so is the second of a
+    # ts_ns just before the epoch.
+    if sec == head.sec and sec >= 1:
         ns = str(_NS + ts_ns - sec * _NS)
         parts = [head.ts_ns, ns[1:], head.ts, ns[1:7], 'Z"']
     else:

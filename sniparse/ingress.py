@@ -261,13 +261,13 @@ def split_address(text: str | None) -> tuple[str | None, int | None]:
         rest = t[close + 1 :]
         if ip is None:
             return None, None
-        if rest.startswith(":") and rest[1:].isdigit() and int(rest[1:]) < 65536:
+        if rest.startswith(":") and _digits(rest[1:]) and int(rest[1:]) < 65536:
             return ip, int(rest[1:])
         return ip, None
     if t.count(":") == 1:
         host, _, port = t.partition(":")
         ip = _canon_ip(host)
-        if ip is None or not port.isdigit() or int(port) > 65535:
+        if ip is None or not _digits(port) or int(port) > 65535:
             return None, None
         return ip, int(port)
     return _canon_ip(t), None
@@ -352,8 +352,13 @@ def _first(obj: dict[str, Any], keys: Iterable[str]) -> str | None:
     return None
 
 
+def _digits(v: str) -> bool:
+    """Only ASCII digits (``str.isdigit`` is also true of e.g. "²", which ``int`` refuses)."""
+    return v.isascii() and v.isdigit()
+
+
 def _int(v: str | None) -> int | None:
-    return int(v) if v is not None and v.isdigit() and len(v) < 10 else None
+    return int(v) if v is not None and _digits(v) and len(v) < 10 else None
 
 
 def _from_json(

@@ -255,7 +255,8 @@ def parse_target(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]
         raise ProbeTargetError(f"{text!r}: not a host name or address")
     port = default_port
     if port_s is not None:
-        if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        # ASCII digits only: str.isdigit is also true of e.g. "²", which int() refuses.
+        if not (port_s.isascii() and port_s.isdigit()) or not 0 < int(port_s) < 65536:
             raise ProbeTargetError(f"{text!r}: port must be a number from 1 to 65535")
         port = int(port_s)
     return host, port

@@ -115,6 +115,8 @@ def test_parse_time_rejects(text: Any) -> None:
         ("envoy://internal_client_address/", (None, None)),
         ("10.1.2.3:99999", (None, None)),
         ("host:80", (None, None)),
+        ("10.1.2.3:\u00b2", (None, None)),
+        ("[::1]:\u00b2", ("::1", None)),
         (None, (None, None)),
     ],
 )

@@ -259,8 +259,8 @@ def test_parse_target(text: str, expected: tuple[str, int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "host:0", "host:70000", "host:abc", "[::1", "[::1]x", "[nothost]:1", "a b:1",
-             "1::2::3"]
+    "text", ["", "host:0", "host:70000", "host:abc", "host:\u00b2", "[::1", "[::1]x",
+             "[nothost]:1", "a b:1", "1::2::3"]
 )
 def test_parse_target_rejects(text: str) -> None:
     with pytest.raises(ProbeTargetError):

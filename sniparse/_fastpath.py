@@ -192,22 +192,26 @@ _tuple_new = tuple.__new__
 #: cut, seconds field of the last one walked (or -1), the time of the skipped record that
 #: ended the batch with :data:`STOP_EXPIRE` (or -1), the largest time walked (or -1), why
 #: it stopped (:data:`STOP_OTHER`, :data:`STOP_EXPIRE` or :data:`STOP_FULL`), and the
-#: collected records, three list entries each (see :meth:`Skipper` and ``batch``).
-BatchResult = tuple[int, int, int, int, int, int, int, int, int, "list[Any]"]
+#: collected records, three list entries each (see :meth:`Skipper` and ``batch``), and how
+#: many packets of just-closed connections it dropped (``Skipper.tomb``; counted in records
+#: walked, not in skipped).
+BatchResult = tuple[int, int, int, int, int, int, int, int, int, "list[Any]", int]
 BatchFunction = Callable[
     [Any, int, bool, int, int, int, int, bool, "set[bytes]", "dict[bytes, int]", int, int,
-     int, "type[tuple[Any, ...]]", "type[tuple[Any, ...]]", int],
+     int, "type[tuple[Any, ...]]", "type[tuple[Any, ...]]", int, "dict[bytes, int] | None",
+     "dict[bytes, Any]"],
     BatchResult,
 ]
 #: The pcapng batch scan (``sniparse._speedups.scan_pcapng_batch``): the arguments of
 #: :data:`ScanNgFunction`, a list ``seen``, then the first frame number, record type,
-#: segment type and most records to collect; the result as :data:`BatchResult` with the
+#: segment type, most records to collect, tombstones (or None) and live flows (as for
+#: :data:`BatchFunction`); the result as :data:`BatchResult` with the
 #: last time walked in place of the seconds field. ``counts`` receives every packet walked
 #: per interface, ``seen`` the interface ids walked in the order of their first packet.
 NgBatchFunction = Callable[
     [Any, int, bool, "list[tuple[int, int, int, int, int, int]]", int, "set[bytes]",
      "dict[bytes, int]", int, "list[int]", "list[int]", int, "type[tuple[Any, ...]]",
-     "type[tuple[Any, ...]]", int],
+     "type[tuple[Any, ...]]", int, "dict[bytes, int] | None", "dict[bytes, Any]"],
     BatchResult,
 ]
 #: A batch ended after a collected record: call the scan again.
@@ -408,15 +412,25 @@ class Skipper:
     the same for pcapng, :meth:`sniparse.pcapng.PcapngFramer.batches`), each decoded
     to a ``segment_type`` where the C decoder can, at most ``batch`` of them per list; the
     consumer lowers ``batch`` to 1 to turn batching off (see "Batches" in the module
-    notes of :mod:`sniparse.analyze`)."""
+    notes of :mod:`sniparse.analyze`).
+
+    ``tomb`` (the flow table's tombstones, ``FlowTable._tomb``, or None: off) and ``flows``
+    (its live flows by direction key) let a batch scan drop the packets ``FlowTable.feed``
+    would only count as ``after_close`` (a packet of a just-closed connection); it counts
+    them in ``after_close``, which the consumer adds to the table's statistics and to the
+    TCP segments. A close trims the tombstones to ``max_tombs``: :meth:`tombstones` gives
+    the scan ``tomb`` only while no close of the next batch can do that."""
 
     __slots__ = (
+        "after_close",
         "batch",
         "bytes",
         "cut",
         "decided",
+        "flows",
         "frames",
         "linktypes",
+        "max_tombs",
         "max_ts",
         "next_expire",
         "on_expire",
@@ -427,6 +441,7 @@ class Skipper:
         "scan_ng_batch",
         "segment_type",
         "skipped",
+        "tomb",
     )
 
     def __init__(
@@ -458,3 +473,15 @@ class Skipper:
         self.scan_ng_batch = scan_ng_batch
         self.segment_type = segment_type
         self.batch = 1
+        self.tomb: dict[bytes, int] | None = None
+        self.flows: dict[bytes, Any] = {}
+        self.max_tombs = 0
+        self.after_close = 0
+
+    def tombstones(self) -> dict[bytes, int] | None:
+        """``tomb`` for the next batch scan, or None when a close in it could trim the
+        tombstones (each of up to ``batch`` records may close a flow: two keys)."""
+        tomb = self.tomb
+        if tomb is None or len(tomb) + 2 * self.batch > self.max_tombs:
+            return None
+        return tomb

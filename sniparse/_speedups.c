@@ -647,15 +647,16 @@ static PyObject *segment_key(PyObject *self, PyObject *const *args, Py_ssize_t n
     return segment_impl(args, nargs, 1);
 }
 
-/* The common-case decoder shared by segment(), segment_key() and scan_pcap_batch(): the
- * frame d[0:n] (link type lt, original length origlen) as a Segment, or None (a new
- * reference to it) where sniparse.decode's inline Python code falls through to the general
- * decoder; NULL with an exception set on a memory error. frame and ts are new references
- * that this function consumes. With key_out, the direction key (sniparse.tcp.flow_key) is
- * stored there as a new bytes object when a Segment is returned. */
-static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts, long lt,
-                              const unsigned char *d, Py_ssize_t n, long long origlen,
-                              PyObject **key_out) {
+typedef struct {
+    int ver;
+    long vid; /* the 802.1Q VLAN id, or -1 */
+    /* TCP header, its end, the end of the IP payload, the addresses: offsets in the frame */
+    Py_ssize_t t, hend, wend, src_a, src_b, dst_a, dst_b;
+} seg_layout;
+
+/* Does segment_from take the frame d[0:n]? 1 with its layout in *L, else 0. */
+static inline int segment_layout(long lt, const unsigned char *d, Py_ssize_t n,
+                                 long long origlen, seg_layout *L) {
     Py_ssize_t o = -1, o6 = -1;
     long vid = -1;
     if (lt == 1) {
@@ -691,8 +692,7 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
     } else if (lt == 101 || lt == 228) {
         o = 0;
     }
-    int ver;
-    Py_ssize_t t, wend, hend, src_a, src_b, dst_a, dst_b;
+    Py_ssize_t t, wend, hend;
     if (o6 >= 0 && n >= o6 + 60 && (d[o6] >> 4) == 6 && d[o6 + 6] == 6) {
         t = o6 + 40;
         Py_ssize_t plen = ((Py_ssize_t)d[o6 + 4] << 8) | d[o6 + 5];
@@ -700,21 +700,55 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
         hend = t + ((Py_ssize_t)(d[t + 12] >> 4) << 2);
         if (!(plen && t + 20 <= hend && hend <= wend && hend <= n &&
               (wend <= n || wend <= origlen)))
-            goto decline;
-        ver = 6;
-        src_a = o6 + 8, src_b = o6 + 24, dst_a = o6 + 24, dst_b = t;
+            return 0;
+        L->ver = 6;
+        L->src_a = o6 + 8, L->src_b = o6 + 24, L->dst_a = o6 + 24, L->dst_b = t;
     } else if (o >= 0 && n >= o + 40 && d[o] == 0x45 && d[o + 9] == 6 &&
                !((d[o + 6] & 0x3F) || d[o + 7])) {
         t = o + 20;
         wend = o + (((Py_ssize_t)d[o + 2] << 8) | d[o + 3]);
         hend = t + ((Py_ssize_t)(d[t + 12] >> 4) << 2);
         if (!(t + 20 <= hend && hend <= wend && hend <= n && (wend <= n || wend <= origlen)))
-            goto decline;
-        ver = 4;
-        src_a = o + 12, src_b = o + 16, dst_a = o + 16, dst_b = t;
+            return 0;
+        L->ver = 4;
+        L->src_a = o + 12, L->src_b = o + 16, L->dst_a = o + 16, L->dst_b = t;
     } else {
-        goto decline;
+        return 0;
     }
+    L->vid = vid;
+    L->t = t, L->hend = hend, L->wend = wend;
+    return 1;
+}
+
+/* The flow_key of a frame laid out as L (sniparse.tcp.flow_key: source address,
+ * destination address, source port, destination port); returns its length. */
+static inline int layout_key(const unsigned char *d, const seg_layout *L, unsigned char *key) {
+    Py_ssize_t alen = L->src_b - L->src_a;
+    memcpy(key, d + L->src_a, (size_t)alen);
+    memcpy(key + alen, d + L->dst_a, (size_t)alen);
+    memcpy(key + 2 * alen, d + L->t, 4);
+    return (int)(2 * alen + 4);
+}
+
+/* The common-case decoder shared by segment(), segment_key() and scan_pcap_batch(): the
+ * frame d[0:n] (link type lt, original length origlen) as a Segment, or None (a new
+ * reference to it) where sniparse.decode's inline Python code falls through to the general
+ * decoder; NULL with an exception set on a memory error. frame and ts are new references
+ * that this function consumes. With key_out, the direction key (sniparse.tcp.flow_key) is
+ * stored there as a new bytes object when a Segment is returned. */
+static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts, long lt,
+                              const unsigned char *d, Py_ssize_t n, long long origlen,
+                              PyObject **key_out) {
+    seg_layout L;
+    if (!segment_layout(lt, d, n, origlen, &L)) {
+        Py_DECREF(frame);
+        Py_DECREF(ts);
+        Py_RETURN_NONE;
+    }
+    int ver = L.ver;
+    long vid = L.vid;
+    Py_ssize_t t = L.t, wend = L.wend, hend = L.hend;
+    Py_ssize_t src_a = L.src_a, src_b = L.src_b, dst_a = L.dst_a, dst_b = L.dst_b;
     PyObject *seg = type->tp_alloc(type, 16);
     if (seg == NULL) {
         Py_DECREF(frame);
@@ -753,22 +787,13 @@ static PyObject *segment_from(PyTypeObject *type, PyObject *frame, PyObject *ts,
     }
     if (key_out == NULL)
         return seg;
-    /* flow_key: source address, destination address, source port, destination port. */
     unsigned char key[36];
-    Py_ssize_t alen = src_b - src_a;
-    memcpy(key, d + src_a, (size_t)alen);
-    memcpy(key + alen, d + dst_a, (size_t)alen);
-    memcpy(key + 2 * alen, d + t, 4);
-    *key_out = cached_bytes(key_cache, KEY_BITS, key, 2 * alen + 4);
+    *key_out = cached_bytes(key_cache, KEY_BITS, key, layout_key(d, &L, key));
     if (*key_out == NULL) {
         Py_DECREF(seg);
         return NULL;
     }
     return seg;
-decline:
-    Py_DECREF(frame);
-    Py_DECREF(ts);
-    Py_RETURN_NONE;
 }
 
 static PyObject *segment_impl(PyObject *const *args, Py_ssize_t nargs, int with_key) {
@@ -862,6 +887,49 @@ static inline void reverse_key(const unsigned char *k, int len, unsigned char *o
     memcpy(out + 2 * a + 2, k + 2 * a, 2);
 }
 
+/* May an earlier record of this call, handed to Python, decide, close or reopen the flow
+ * of this key? Yes when its key or reverse key is in fed_set, or when the set is not this
+ * call's (another scan owns it) and something was handed over already. */
+static int fed_flow(const unsigned char *key, int klen, Py_ssize_t nitems, int own_set) {
+    if (nitems == 0)
+        return 0;
+    if (!own_set)
+        return 1;
+    unsigned char rkey[36];
+    reverse_key(key, klen, rkey);
+    return fed_has(key, klen) || fed_has(rkey, klen);
+}
+
+/* Packets of just-closed connections: FlowTable.feed counts a packet that is not a pure
+ * SYN as after_close, and does nothing else, when its key has a tombstone (`tomb`) and no
+ * live flow (`flows`). The scan drops such a packet itself where the answer cannot change
+ * before Python would get to it (see "Batches" in sniparse.analyze: the caller passes
+ * `tomb` only while no close of the batch can trim it; the scan asks only before stop_ts,
+ * and not when an earlier record of the batch has the flow) and when the C segment
+ * decoder takes the frame with the same key (the general decoder may count or report
+ * something on the way). The key object comes from the decoder's key cache: for a packet
+ * that is not dropped the lookup costs a hash and a dict probe, and hand_over finds the
+ * key there again. 1: drop it; 0: hand it over; -1: a Python error is set. */
+static int after_close(PyObject *tomb, PyObject *flows, long lt, const unsigned char *data,
+                       uint32_t caplen, uint32_t origlen, const unsigned char *key, int klen) {
+    PyObject *kobj = cached_bytes(key_cache, KEY_BITS, key, klen);
+    if (kobj == NULL)
+        return -1;
+    int r = PyDict_Contains(tomb, kobj);
+    if (r > 0) {
+        r = PyDict_Contains(flows, kobj);
+        r = r < 0 ? -1 : !r;
+    }
+    Py_DECREF(kobj);
+    if (r > 0) {
+        seg_layout L;
+        unsigned char skey[36];
+        r = segment_layout(lt, data, (Py_ssize_t)caplen, origlen, &L) &&
+            layout_key(data, &L, skey) == klen && memcmp(skey, key, (size_t)klen) == 0;
+    }
+    return r;
+}
+
 static int list_add3(PyObject *list, PyObject *a, PyObject *b, PyObject *c) {
     /* Steals a, b and c (any of them may be NULL: then -1, all released). */
     int r = -1;
@@ -915,8 +983,9 @@ static int hand_over(PyObject *items, PyTypeObject *stype, PyTypeObject *rtype,
 PyDoc_STRVAR(scan_pcap_batch_doc,
 "scan_pcap_batch(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
 "                decided, pending, stop_ts, frame, iface, record_type, segment_type,\n"
-"                max_items)\n"
-"    -> (pos, frames, skipped, bytes, cut, last_sec, expire_ts, max_ts, why, items)\n\n"
+"                max_items, tomb, flows)\n"
+"    -> (pos, frames, skipped, bytes, cut, last_sec, expire_ts, max_ts, why, items,\n"
+"        after_close)\n\n"
 "scan_pcap over many records: skips bulk packets of decided flows as scan_pcap does,\n"
 "and collects up to max_items of the other records in items, three entries each:\n"
 "(Segment, key, None) when the C segment decoder takes the frame, (record, None, None)\n"
@@ -927,12 +996,15 @@ PyDoc_STRVAR(scan_pcap_batch_doc,
 "them all; last_sec is the seconds field of the last one. why: 1 stopped at a record\n"
 "the framer must look at, or the buffer's end; 2 after a skipped record at or past\n"
 "stop_ts (expire_ts is its time: the idle sweep is due); 3 after a collected record that\n"
-"ends the batch (max_items reached, its time at or past stop_ts, or no direction key).");
+"ends the batch (max_items reached, its time at or past stop_ts, or no direction key).\n"
+"tomb (the flow table's tombstones, or None: off) and flows (its live flows by key):\n"
+"packets the table would only count as after_close are dropped and counted in\n"
+"after_close instead of handed over, where that is certain (frames counts them).");
 
 static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "scan_pcap_batch() takes exactly 16 arguments");
+    if (nargs != 18) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcap_batch() takes exactly 18 arguments");
         return NULL;
     }
     PyObject *iface = args[12];
@@ -960,9 +1032,13 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
         return NULL;
     PyObject *decided = args[8];
     PyObject *pending = args[9];
-    if (!PyAnySet_Check(decided) || !PyDict_Check(pending)) {
+    PyObject *tomb = args[16] == Py_None ? NULL : args[16];
+    PyObject *flows = args[17];
+    if (!PyAnySet_Check(decided) || !PyDict_Check(pending) ||
+        (tomb != NULL && !PyDict_Check(tomb)) || !PyDict_Check(flows)) {
         PyErr_SetString(PyExc_TypeError,
-                        "scan_pcap_batch(): decided must be a set, pending a dict");
+                        "scan_pcap_batch(): decided must be a set, pending, tomb (or None) and "
+                        "flows dicts");
         return NULL;
     }
     if (rh < 16 || pos < 0 || max_items < 1) {
@@ -985,7 +1061,8 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
     Py_ssize_t nitems = 0;
     int why = 1; /* STOP_OTHER */
     int failed = 0;
-    unsigned char key[36], rkey[36];
+    unsigned char key[36];
+    long long n_after_close = 0;
     int flags = 0;
     entry cache[CACHE_SIZE];
     for (int i = 0; i < CACHE_SIZE; i++)
@@ -1014,12 +1091,7 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
         int recheck = 0;
         int sk = 0;
         if (bulk) {
-            if (nitems && !own_set) {
-                recheck = 1;
-            } else if (nitems) {
-                reverse_key(key, klen, rkey);
-                recheck = fed_has(key, klen) || fed_has(rkey, klen);
-            }
+            recheck = fed_flow(key, klen, nitems, own_set);
             if (!recheck) {
                 sk = skip_key(cache, key, klen, ts, decided, pending);
                 if (sk < 0) {
@@ -1027,6 +1099,19 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
                     break;
                 }
             }
+        }
+        /* Only packets without SYN, FIN or PSH are looked up: on the handshake benchmark
+         * every after_close packet is a bare ACK, and looking up every record handed over
+         * cost more than the drops saved (callgrind on its first 40 MB: +21 M). */
+        int ac = 0;
+        if (!sk && !recheck && tomb != NULL && klen != 0 && !(flags & 0x0B) && ts < stop_ts) {
+            ac = after_close(tomb, flows, lt, b + p, caplen, origlen, key, klen);
+            if (ac < 0) {
+                failed = 1;
+                break;
+            }
+            if (ac && !bulk && fed_flow(key, klen, nitems, own_set))
+                ac = 0;
         }
         frames++;
         nbytes += caplen;
@@ -1043,6 +1128,10 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
                 expire_ts = ts;
                 break;
             }
+            continue;
+        }
+        if (ac) {
+            n_after_close++; /* before stop_ts: no sweep is due */
             continue;
         }
         /* A record for Python: the Segment and its key when the C decoder takes it. */
@@ -1068,30 +1157,31 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
         Py_DECREF(items);
         return NULL;
     }
-    PyObject *out[10] = {
+    PyObject *out[11] = {
         PyLong_FromSsize_t(pos), PyLong_FromLongLong(frames), PyLong_FromLongLong(k),
         PyLong_FromLongLong(nbytes), PyLong_FromLongLong(cut), PyLong_FromLongLong(last_sec),
         PyLong_FromLongLong(expire_ts), PyLong_FromLongLong(max_ts), PyLong_FromLong(why),
-        items};
-    return steal_tuple(10, out);
+        items, PyLong_FromLongLong(n_after_close)};
+    return steal_tuple(11, out);
 }
 
 PyDoc_STRVAR(scan_pcapng_batch_doc,
 "scan_pcapng_batch(buf, pos, big_endian, table, max_block, decided, pending, stop_ts,\n"
-"                  counts, seen, frame, record_type, segment_type, max_items)\n"
-"    -> (pos, frames, skipped, bytes, cut, last_ts, expire_ts, max_ts, why, items)\n\n"
+"                  counts, seen, frame, record_type, segment_type, max_items, tomb, flows)\n"
+"    -> (pos, frames, skipped, bytes, cut, last_ts, expire_ts, max_ts, why, items,\n"
+"        after_close)\n\n"
 "scan_pcap_batch for pcapng Enhanced Packet Blocks (table, max_block: as for scan_pcapng;\n"
 "counts receives every packet walked per interface, skipped or collected; the ids of the\n"
 "interfaces walked are appended to the list seen in the order of their first packet in\n"
 "this call, so that the caller counts link types in the order they appear). Stops (why 1)\n"
 "at any block that is not a sound EPB of a known interface or whose time does not fit in\n"
-"64 bits; why 2 and 3 and the items as for scan_pcap_batch. last_ts is the time of the\n"
-"last packet walked (or -1).");
+"64 bits; why 2 and 3, the items, tomb, flows and after_close as for scan_pcap_batch.\n"
+"last_ts is the time of the last packet walked (or -1).");
 
 static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 14) {
-        PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch() takes exactly 14 arguments");
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch() takes exactly 16 arguments");
         return NULL;
     }
     if (!PyType_Check(args[11]) || !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type) ||
@@ -1113,10 +1203,13 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
     PyObject *seen = args[9];
     long long frame0 = PyLong_AsLongLong(args[10]);
     Py_ssize_t max_items = PyLong_AsSsize_t(args[13]);
+    PyObject *tomb = args[14] == Py_None ? NULL : args[14];
+    PyObject *flows = args[15];
     if (PyErr_Occurred() || big < 0)
         return NULL;
     if (!PyList_Check(table) || !PyList_Check(counts) || !PyList_Check(seen) ||
-        !PyAnySet_Check(decided) ||
+        !PyAnySet_Check(decided) || (tomb != NULL && !PyDict_Check(tomb)) ||
+        !PyDict_Check(flows) ||
         !PyDict_Check(pending) || PyList_GET_SIZE(counts) != PyList_GET_SIZE(table) ||
         pos < 0 || max_items < 1) {
         PyErr_SetString(PyExc_TypeError, "scan_pcapng_batch(): bad arguments");
@@ -1173,7 +1266,8 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
     Py_ssize_t nitems = 0;
     int why = 1; /* STOP_OTHER */
     int failed = 0;
-    unsigned char key[36], rkey[36];
+    unsigned char key[36];
+    long long n_after_close = 0;
     int flags = 0;
     entry cache[CACHE_SIZE];
     for (int i = 0; i < CACHE_SIZE; i++)
@@ -1213,12 +1307,7 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
         int recheck = 0;
         int sk = 0;
         if (bulk) {
-            if (nitems && !own_set) {
-                recheck = 1;
-            } else if (nitems) {
-                reverse_key(key, klen, rkey);
-                recheck = fed_has(key, klen) || fed_has(rkey, klen);
-            }
+            recheck = fed_flow(key, klen, nitems, own_set);
             if (!recheck) {
                 sk = skip_key(cache, key, klen, ts, decided, pending);
                 if (sk < 0) {
@@ -1226,6 +1315,19 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
                     break;
                 }
             }
+        }
+        /* Only packets without SYN, FIN or PSH are looked up: on the handshake benchmark
+         * every after_close packet is a bare ACK, and looking up every record handed over
+         * cost more than the drops saved (callgrind on its first 40 MB: +21 M). */
+        int ac = 0;
+        if (!sk && !recheck && tomb != NULL && klen != 0 && !(flags & 0x0B) && ts < stop_ts) {
+            ac = after_close(tomb, flows, lt, d, caplen, origlen, key, klen);
+            if (ac < 0) {
+                failed = 1;
+                break;
+            }
+            if (ac && !bulk && fed_flow(key, klen, nitems, own_set))
+                ac = 0;
         }
         if (cnt[ifid]++ == 0) {
             PyObject *io = PyLong_FromUnsignedLong(ifid);
@@ -1252,6 +1354,10 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
                 expire_ts = ts;
                 break;
             }
+            continue;
+        }
+        if (ac) {
+            n_after_close++; /* before stop_ts: no sweep is due */
             continue;
         }
         if (hand_over(items, stype, rtype, frame0 + frames, ts, lt, d, caplen, origlen,
@@ -1291,12 +1397,12 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
         Py_DECREF(items);
         return NULL;
     }
-    PyObject *out[10] = {
+    PyObject *out[11] = {
         PyLong_FromSsize_t(pos), PyLong_FromLongLong(frames), PyLong_FromLongLong(k),
         PyLong_FromLongLong(nbytes), PyLong_FromLongLong(cut), PyLong_FromLongLong(last_ts),
         PyLong_FromLongLong(expire_ts), PyLong_FromLongLong(max_ts), PyLong_FromLong(why),
-        items};
-    return steal_tuple(10, out);
+        items, PyLong_FromLongLong(n_after_close)};
+    return steal_tuple(11, out);
 }
 
 /* ---- the ClientHello parser's common case ------------------------------------------- */

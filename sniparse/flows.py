@@ -488,7 +488,10 @@ class FlowTable:
         self.pending_ts: dict[bytes, int] = {}
         self._flows: dict[bytes, _Flow] = {}
         self._live: dict[_Flow, None] = {}       # insertion order = age, for eviction
-        self._tomb: dict[bytes, int] = {}        # closed flow key -> close time
+        #: Closed flow key -> close time. The batch scans read it with ``_flows`` to drop
+        #: the packets ``feed`` would only count as ``after_close``
+        #: (:attr:`sniparse._fastpath.Skipper.tomb`).
+        self._tomb: dict[bytes, int] = {}
         self._tomb_ttl = min(idle_timeout_ns, 60 * 10**9)
         self._next_scan = -(2**63)
         # Hooks for reading a capture in parts (sniparse.analyze.ParallelAnalysis); unused

@@ -519,6 +519,7 @@ class PcapFramer:
         check_caplen = not self._warned_caplen
         decided = sk.decided
         pending = sk.pending
+        flows = sk.flows
         nskip = nframes = nbytes = ncut = 0
         max_ts = sk.max_ts
         try:
@@ -530,11 +531,14 @@ class PcapFramer:
                         return pos
                     self.anchor_sec = last = unpack(buf, pos)[0]
                 while pos + rh <= n:
-                    pos, nf, k, nb, ct, lsec, ets, mts, why, items = scan(
+                    pos, nf, k, nb, ct, lsec, ets, mts, why, items, ac = scan(
                         buf, pos, big, rh, mult, limit, lt, check_caplen, decided, pending,
                         sk.next_expire, frame, iface, rtype, stype, sk.batch,
+                        sk.tombstones(), flows,
                     )
                     if nf:
+                        if ac:
+                            sk.after_close += ac
                         frame += nf
                         nframes += nf
                         nskip += k

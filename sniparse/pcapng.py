@@ -458,6 +458,7 @@ class PcapngFramer:
         stype = sk.segment_type
         decided = sk.decided
         pending = sk.pending
+        flows = sk.flows
         lts: dict[int, int] = {}
         nskip = nframes = nbytes = ncut = 0
         max_ts = sk.max_ts
@@ -480,10 +481,13 @@ class PcapngFramer:
                     counts = [0] * ntab
                     seen: list[int] = []
                     while pos + 28 <= n:
-                        pos, nf, k, nb, ct, lts_, ets, mts, why, items = scan(
+                        pos, nf, k, nb, ct, lts_, ets, mts, why, items, ac = scan(
                             buf, pos, big, table, MAX_BLOCK, decided, pending,
                             sk.next_expire, counts, seen, frame, rtype, stype, sk.batch,
+                            sk.tombstones(), flows,
                         )
+                        if ac:
+                            sk.after_close += ac
                         if seen:
                             # Link types are counted in the order their packets appear
                             # (the statistics list them in that order).

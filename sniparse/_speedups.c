@@ -177,8 +177,14 @@ static inline unsigned key_hash(const unsigned char *k, int len) {
     return (unsigned)(h ^ (h >> 16)) & (CACHE_SIZE - 1);
 }
 
+/* The direction key as a bytes object from the segment decoder's key cache (below). */
+static PyObject *key_object(const unsigned char *key, int klen);
+
 /* Is the frame with this key (known to carry no SYN/FIN/RST) in `decided`? 1: yes, and
- * its time is recorded in the cache; 0: no; -1: a Python error is set. */
+ * its time is recorded in the cache; 0: no; -1: a Python error is set. The key object
+ * comes from the decoder's cache: a key that is not in `decided` is handed over next and
+ * the decoder finds it there, its hash already computed (callgrind on the handshake
+ * benchmark's first 40 MB: 12 M instructions fewer than a new bytes object each time). */
 static int skip_key(entry *cache, const unsigned char *key, int klen, long long ts,
                     PyObject *decided, PyObject *pending) {
     entry *e = &cache[key_hash(key, klen)];
@@ -187,7 +193,7 @@ static int skip_key(entry *cache, const unsigned char *key, int klen, long long 
             e->ts = ts;
         return 1;
     }
-    PyObject *kobj = PyBytes_FromStringAndSize((const char *)key, klen);
+    PyObject *kobj = key_object(key, klen);
     if (kobj == NULL)
         return -1;
     int in = PySet_Contains(decided, kobj);
@@ -623,6 +629,10 @@ static PyObject *cached_bytes(PyObject **cache, unsigned bits, const unsigned ch
     return o;
 }
 
+static PyObject *key_object(const unsigned char *key, int klen) {
+    return cached_bytes(key_cache, KEY_BITS, key, klen);
+}
+
 PyDoc_STRVAR(segment_doc,
 "segment(segment_type, record) -> Segment | None\n\n"
 "The inlined common case of sniparse.decode.decode_segment, in C: Ethernet (untagged or\n"
@@ -912,7 +922,7 @@ static int fed_flow(const unsigned char *key, int klen, Py_ssize_t nitems, int o
  * key there again. 1: drop it; 0: hand it over; -1: a Python error is set. */
 static int after_close(PyObject *tomb, PyObject *flows, long lt, const unsigned char *data,
                        uint32_t caplen, uint32_t origlen, const unsigned char *key, int klen) {
-    PyObject *kobj = cached_bytes(key_cache, KEY_BITS, key, klen);
+    PyObject *kobj = key_object(key, klen);
     if (kobj == NULL)
         return -1;
     int r = PyDict_Contains(tomb, kobj);

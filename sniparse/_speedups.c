@@ -1362,10 +1362,14 @@ static PyObject *u8_tuple(const unsigned char *p, Py_ssize_t count) {
  * compares by identity first. A slot answers only for the same kind of value built from
  * exactly the same bytes (compared in full), and its values are immutable (tuples of ints,
  * bytes and str), so sharing one is exact. Fields longer than FIELD_MAX bytes are built
- * afresh each time. Memory: FIELD_SLOTS slots of at most FIELD_MAX bytes and one value.
- * Measured with callgrind on 40 MB of the handshake benchmark: see the commit message. */
-#define FIELD_BITS 9 /* 512 slots */
-#define FIELD_SLOTS (1 << FIELD_BITS)
+ * afresh each time. Memory: FIELD_SETS * 2 slots of at most FIELD_MAX bytes and one value.
+ *
+ * Each hash picks a set of two slots, the more recently used first (a direct-mapped table
+ * of 512 slots lost some of the benchmark's ~130 recurring fields to collisions, every
+ * hello rebuilding them). Measured with callgrind on 40 MB of the handshake benchmark:
+ * see the commit messages. */
+#define FIELD_BITS 9 /* 512 sets of two slots */
+#define FIELD_SETS (1 << FIELD_BITS)
 #define FIELD_MAX 240 /* bytes of a cacheable field */
 
 enum field_kind { K_U16 = 1, K_U8, K_EXT, K_SNI, K_ALPN };
@@ -1378,7 +1382,7 @@ typedef struct {
     unsigned char raw[FIELD_MAX];
 } field_slot;
 
-static field_slot field_slots[FIELD_SLOTS];
+static field_slot field_slots[FIELD_SETS][2];
 
 /* A hash of kind and p[0:len] (any len); its top bits pick a slot. */
 static inline uint32_t field_hash(unsigned kind, const unsigned char *p, Py_ssize_t len) {
@@ -1400,16 +1404,27 @@ static PyObject *cached_field(unsigned kind, const unsigned char *p, Py_ssize_t 
     if (len > FIELD_MAX)
         return build(p, len);
     uint32_t h = field_hash(kind, p, len);
-    field_slot *s = &field_slots[h >> (32 - FIELD_BITS)];
-    if (s->value != NULL && s->hash == h && s->kind == kind && s->len == len &&
-        memcmp(s->raw, p, (size_t)len) == 0)
-        return Py_NewRef(s->value);
+    field_slot *set = field_slots[h >> (32 - FIELD_BITS)], *s = set;
+    for (int way = 0; way < 2; way++, s++)
+        if (s->value != NULL && s->hash == h && s->kind == kind && s->len == len &&
+            memcmp(s->raw, p, (size_t)len) == 0) {
+            PyObject *o = Py_NewRef(s->value);
+            if (way == 1) { /* now the more recently used: swap the two slots */
+                field_slot t = set[0];
+                set[0] = set[1];
+                set[1] = t;
+            }
+            return o;
+        }
     PyObject *o = build(p, len);
     if (o == NULL)
         return NULL;
-    /* The slot is consistent before the old value goes (a tuple of ints, bytes and str:
-     * releasing it runs no Python code, but keep the order safe anyway). */
-    PyObject *old = s->value;
+    /* The older slot goes; the newer moves to second place and the new value comes first.
+     * The set is consistent before the old value is released (a tuple of ints, bytes and
+     * str: releasing it runs no Python code, but keep the order safe anyway). */
+    PyObject *old = set[1].value;
+    set[1] = set[0];
+    s = &set[0];
     s->value = Py_NewRef(o);
     s->hash = h;
     s->kind = (unsigned char)kind;

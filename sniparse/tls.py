@@ -332,7 +332,7 @@ class ClientHello:
         return ov[0] if ov else self.legacy_version
 
 
-_CH_FIELDS = tuple(f.name for f in fields(ClientHello))
+_CH_FIELDS: Final = tuple(f.name for f in fields(ClientHello))
 # _parse_ch_message and the C parser give every field in declaration order.
 assert len(_CH_FIELDS) == 30 and _CH_FIELDS[-1] == "esni"
 _object_new = object.__new__
@@ -482,7 +482,7 @@ _CHFields: TypeAlias = Callable[
 _C_CLIENT_HELLO = cast("_CHFields | None", speedups("client_hello_fields"))
 #: ``new_record(cls, names, values)``: ``object.__new__(cls)`` and ``object.__setattr__`` of
 #: every field, from C.
-_C_NEW_RECORD = cast(
+_C_NEW_RECORD: Final = cast(
     "Callable[[type, tuple[str, ...], tuple[object, ...]], object] | None",
     speedups("new_record"),
 )

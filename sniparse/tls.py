@@ -472,10 +472,13 @@ def _is_ip_literal(name: str) -> bool:
 # -- ClientHello body ----------------------------------------------------------------------
 
 
-#: ``_speedups.client_hello_fields(d, msg, end, record_version, wire_len, records, is_ip)``:
-#: every ClientHello field value in declaration order, or None to leave the hello to Python.
+#: ``_speedups.client_hello_fields(d, msg, end, record_version, wire_len, records, is_ip,
+#: cls, names)``: the ClientHello built from every field value, as ``new_record(cls, names,
+#: values)`` builds it, or None to leave the hello to Python. (Without ``cls`` and ``names``
+#: it returns the values, which the tests compare with the Python parser's.)
 _CHFields: TypeAlias = Callable[
-    [Buffer, int, int, int, int, int, Callable[[str], bool]], "tuple[object, ...] | None"
+    [Buffer, int, int, int, int, int, Callable[[str], bool], type, tuple[str, ...]],
+    "ClientHello | None",
 ]
 
 #: The common case of :func:`_parse_ch_message` in C.
@@ -533,9 +536,10 @@ def _parse_ch_message(
     """
     c = _C_CLIENT_HELLO
     if c is not None:
-        values = c(d, msg, end, record_version, wire_len, records, _is_ip_literal)
-        if values is not None:
-            return _client_hello_of(values)
+        hello = c(d, msg, end, record_version, wire_len, records, _is_ip_literal,
+                  ClientHello, _CH_FIELDS)
+        if hello is not None:
+            return hello
     if type(d) is not bytes:
         # One copy up front so that every slice below is already an immutable bytes object.
         d = bytes(d[msg:end])

@@ -12,6 +12,7 @@ Skipped when the C extension is not built.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import random
 from dataclasses import fields
@@ -121,3 +122,53 @@ def test_fingerprints_of_shared_values() -> None:
             assert (fp.ja3_string, fp.ja3) == (s, md5)
             assert fp.ja4 == fingerprint.ja4(ref)
             assert fp.ja4_r == fingerprint.ja4_r(ref)
+
+
+def test_fingerprints_of_hellos_sharing_a_list() -> None:
+    """Hellos sharing their cipher suite tuple (compared by identity first) but differing
+    in another field the fingerprints read get their own answers."""
+    m = _message("chrome_like_pq_sni.bin")
+    ch = tls._parse_ch_message(m, 0, len(m), 0x0301, len(m) + 5, 1)
+    variants = [
+        ch,
+        dataclasses.replace(ch, signature_algorithms=(0x0403,)),
+        dataclasses.replace(ch, supported_groups=(29,)),
+        dataclasses.replace(ch, ec_point_formats=(0, 1)),
+        dataclasses.replace(ch, supported_versions=(0x0303,)),
+        dataclasses.replace(ch, alpn_raw=(b"h2c",), alpn=("h2c",)),
+        dataclasses.replace(ch, legacy_version=0x0302),
+        dataclasses.replace(ch, extensions=ch.extensions[:-1]),
+    ]
+    for _ in range(2):
+        for h in variants:
+            assert h.cipher_suites is ch.cipher_suites
+            for transport in ("t", "q"):
+                fp = fingerprint.fingerprints(h, transport)
+                assert (fp.ja3_string, fp.ja3) == fingerprint.ja3(h)
+                assert fp.ja4 == fingerprint.ja4(h, transport)
+                assert fp.ja4_r == fingerprint.ja4_r(h, transport)
+
+
+def test_record_built_in_c_is_the_python_parsers() -> None:
+    """Given the class and its field names, the C parser returns the ClientHello itself:
+    equal to the Python parser's, field by field and type by type, and to the record
+    built from its values."""
+    for p in sorted((FIXTURES / "hellos").glob("*.bin")):
+        if p.name.startswith("server_"):
+            continue
+        data = p.read_bytes()
+        if data[0] != 22 or data[5] != 1:
+            continue
+        m = data[5 : 9 + int.from_bytes(data[6:9], "big")]
+        if len(m) > int.from_bytes(data[3:5], "big"):
+            continue  # spread over records
+        h = C_FIELDS(m, 0, len(m), 0x0301, len(m) + 5, 1, tls._is_ip_literal,
+                     tls.ClientHello, tls._CH_FIELDS)
+        if h is None:
+            continue
+        assert type(h) is tls.ClientHello
+        assert h == tls._client_hello_of(_c(m))
+        _same_as_python(m, tuple(h.__dict__[n] for n in NAMES))
+        assert list(h.__dict__) == list(NAMES)
+    with pytest.raises(TypeError):
+        C_FIELDS(b"", 0, 0, 0, 0, 1, tls._is_ip_literal, tls.ClientHello, ("a",))

@@ -1467,20 +1467,155 @@ static PyObject *u8_tuple(const unsigned char *p, Py_ssize_t count) {
     return t;
 }
 
-/* The ALPN ProtocolNameList (RFC 7301 §3.1) of an extension body b[0:el], when well formed:
- * fills *raw (bytes) and *text (str, UTF-8 with errors replaced) and returns 1; 0 when not
- * well formed; -1 on a Python error. */
-static int alpn_lists(const unsigned char *b, Py_ssize_t el, PyObject **raw, PyObject **text) {
+/* ---- repeated field values --------------------------------------------------------
+ *
+ * Consecutive hellos from the same client program repeat most fields byte for byte: the
+ * cipher suites, groups, signature algorithms, versions, point formats, ALPN lists, the
+ * (type, body) pair of most extensions, often the host name. The parser hands out the very
+ * same object for a field whose bytes equal the last ones seen in its slot of a small
+ * direct-mapped cache, instead of building an equal tuple again; the record builder then
+ * skips storing a value identical to the previous hello's, and the fingerprint cache
+ * compares by identity first. A slot answers only for the same kind of value built from
+ * exactly the same bytes (compared in full), and its values are immutable (tuples of ints,
+ * bytes and str), so sharing one is exact. Fields longer than FIELD_MAX bytes are built
+ * afresh each time. Memory: FIELD_SETS * 2 slots of at most FIELD_MAX bytes and one value.
+ *
+ * Each hash picks a set of two slots, the more recently used first (a direct-mapped table
+ * of 512 slots lost some of the benchmark's ~130 recurring fields to collisions, every
+ * hello rebuilding them). Measured with callgrind on 40 MB of the handshake benchmark:
+ * see the commit messages. */
+#define FIELD_BITS 9 /* 512 sets of two slots */
+#define FIELD_SETS (1 << FIELD_BITS)
+#define FIELD_MAX 240 /* bytes of a cacheable field */
+
+enum field_kind { K_U16 = 1, K_U8, K_EXT, K_SNI, K_ALPN };
+
+typedef struct {
+    PyObject *value; /* a strong reference, or NULL for an empty slot */
+    uint32_t hash;
+    unsigned short len;
+    unsigned char kind;
+    unsigned char raw[FIELD_MAX];
+} field_slot;
+
+static field_slot field_slots[FIELD_SETS][2];
+
+/* A hash of kind and p[0:len] (any len); its top bits pick a slot. */
+static inline uint32_t field_hash(unsigned kind, const unsigned char *p, Py_ssize_t len) {
+    uint32_t h = ((uint32_t)len << 8) ^ kind, w;
+    Py_ssize_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        memcpy(&w, p + i, 4);
+        h = (((h << 5) | (h >> 27)) ^ w) * 0x9E3779B1u;
+    }
+    for (w = 0; i < len; i++)
+        w = (w << 8) | p[i];
+    return (((h << 5) | (h >> 27)) ^ w) * 0x9E3779B1u;
+}
+
+/* The value of `kind` for the bytes p[0:len]: build(p, len) (a new reference, or NULL on a
+ * Python error), or the object the slot for those bytes already holds. */
+static PyObject *cached_field(unsigned kind, const unsigned char *p, Py_ssize_t len,
+                              PyObject *(*build)(const unsigned char *, Py_ssize_t)) {
+    if (len > FIELD_MAX)
+        return build(p, len);
+    uint32_t h = field_hash(kind, p, len);
+    field_slot *set = field_slots[h >> (32 - FIELD_BITS)], *s = set;
+    for (int way = 0; way < 2; way++, s++)
+        if (s->value != NULL && s->hash == h && s->kind == kind && s->len == len &&
+            memcmp(s->raw, p, (size_t)len) == 0) {
+            PyObject *o = Py_NewRef(s->value);
+            if (way == 1) { /* now the more recently used: swap the two slots */
+                field_slot t = set[0];
+                set[0] = set[1];
+                set[1] = t;
+            }
+            return o;
+        }
+    PyObject *o = build(p, len);
+    if (o == NULL)
+        return NULL;
+    /* The older slot goes; the newer moves to second place and the new value comes first.
+     * The set is consistent before the old value is released (a tuple of ints, bytes and
+     * str: releasing it runs no Python code, but keep the order safe anyway). */
+    PyObject *old = set[1].value;
+    set[1] = set[0];
+    s = &set[0];
+    s->value = Py_NewRef(o);
+    s->hash = h;
+    s->kind = (unsigned char)kind;
+    s->len = (unsigned short)len;
+    memcpy(s->raw, p, (size_t)len);
+    Py_XDECREF(old);
+    return o;
+}
+
+/* Builders for cached_field, each of the bytes of one field. */
+static PyObject *build_u16s(const unsigned char *p, Py_ssize_t len) {
+    return u16_tuple(p, len >> 1);
+}
+
+static PyObject *build_u8s(const unsigned char *p, Py_ssize_t len) { return u8_tuple(p, len); }
+
+/* An extension with its 4-byte header: the (type, body) pair of ClientHello.extensions. */
+static PyObject *build_ext(const unsigned char *p, Py_ssize_t len) {
+    PyObject *type = u16_obj(be16(p)), *t = PyTuple_New(2);
+    PyObject *body = PyBytes_FromStringAndSize((const char *)p + 4, len - 4);
+    if (type == NULL || t == NULL || body == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(t);
+        Py_XDECREF(body);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, type);
+    PyTuple_SET_ITEM(t, 1, body);
+    return t;
+}
+
+/* A server_name body holding one ASCII host_name entry, the name at p[5:len], not empty:
+ * (sni, sni_raw, server_names). */
+static PyObject *build_sni(const unsigned char *p, Py_ssize_t len) {
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)p + 5, len - 5);
+    if (raw == NULL)
+        return NULL;
+    PyObject *text = PyUnicode_DecodeASCII((const char *)p + 5, len - 5, NULL);
+    PyObject *entry = PyTuple_New(2), *names = PyTuple_New(1), *out = PyTuple_New(3);
+    if (text == NULL || entry == NULL || names == NULL || out == NULL) {
+        Py_DECREF(raw);
+        Py_XDECREF(text);
+        Py_XDECREF(entry);
+        Py_XDECREF(names);
+        Py_XDECREF(out);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(entry, 0, PyLong_FromLong(0)); /* a small int: cached, never NULL */
+    PyTuple_SET_ITEM(entry, 1, Py_NewRef(raw));
+    PyTuple_SET_ITEM(names, 0, entry);
+    PyTuple_SET_ITEM(out, 0, text);
+    PyTuple_SET_ITEM(out, 1, raw);
+    PyTuple_SET_ITEM(out, 2, names);
+    return out;
+}
+
+/* The number of protocol names of a well-formed ALPN ProtocolNameList (RFC 7301 §3.1) in
+ * b[0:el], or -1 when it is not well formed. */
+static Py_ssize_t alpn_count(const unsigned char *b, Py_ssize_t el) {
     if (el < 2 || (Py_ssize_t)be16(b) != el - 2)
-        return 0;
+        return -1;
     Py_ssize_t count = 0;
     for (Py_ssize_t q = 2; q < el; count++) {
-        Py_ssize_t pl = b[q];
-        q += 1 + pl;
+        q += 1 + (Py_ssize_t)b[q];
         if (q > el)
-            return 0;
+            return -1;
     }
-    PyObject *r = PyTuple_New(count), *t = PyTuple_New(count);
+    return count;
+}
+
+/* A well-formed ALPN extension body: (alpn_raw, alpn), the names as bytes and as str
+ * (UTF-8 with errors replaced). */
+static PyObject *build_alpn(const unsigned char *b, Py_ssize_t el) {
+    Py_ssize_t count = alpn_count(b, el);
+    PyObject *r = PyTuple_New(count), *t = PyTuple_New(count), *out = NULL;
     if (r == NULL || t == NULL)
         goto fail;
     Py_ssize_t q = 2;
@@ -1496,28 +1631,38 @@ static int alpn_lists(const unsigned char *b, Py_ssize_t el, PyObject **raw, PyO
         PyTuple_SET_ITEM(t, i, x);
         q += pl;
     }
-    *raw = r;
-    *text = t;
-    return 1;
+    if ((out = PyTuple_New(2)) == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(out, 0, r);
+    PyTuple_SET_ITEM(out, 1, t);
+    return out;
 fail:
     Py_XDECREF(r);
     Py_XDECREF(t);
-    return -1;
+    return NULL;
 }
 
+#define KS_MAX_GROUPS 64 /* more key shares: their groups' tuple is built afresh */
+
 /* The groups of a KeyShareClientHello (RFC 8446 §4.2.8) in b[0:el]: a tuple, Py_None (a
- * new reference) when not well formed, NULL on a Python error. */
+ * new reference) when not well formed, NULL on a Python error. The shares themselves
+ * differ per hello, so the groups are gathered first and their tuple looked up. */
 static PyObject *key_share_groups(const unsigned char *b, Py_ssize_t el) {
     if (el < 2 || (Py_ssize_t)be16(b) != el - 2)
         return Py_NewRef(Py_None);
+    unsigned char groups[2 * KS_MAX_GROUPS];
     Py_ssize_t count = 0;
     for (Py_ssize_t q = 2; q < el; count++) {
         if (el - q < 4)
             return Py_NewRef(Py_None);
+        if (count < KS_MAX_GROUPS)
+            memcpy(groups + 2 * count, b + q, 2);
         q += 4 + (Py_ssize_t)be16(b + q + 2);
         if (q > el)
             return Py_NewRef(Py_None);
     }
+    if (count <= KS_MAX_GROUPS)
+        return cached_field(K_U16, groups, 2 * count, build_u16s);
     PyObject *t = PyTuple_New(count);
     if (t == NULL)
         return NULL;
@@ -1534,11 +1679,16 @@ static PyObject *key_share_groups(const unsigned char *b, Py_ssize_t el) {
     return t;
 }
 
+static PyObject *build_record(PyTypeObject *cls, PyObject *names, PyObject *const *values);
+
 PyDoc_STRVAR(client_hello_fields_doc,
-"client_hello_fields(d, msg, end, record_version, wire_len, records, is_ip) -> tuple | None\n\n"
+"client_hello_fields(d, msg, end, record_version, wire_len, records, is_ip[, cls, names])\n"
+"-> tuple | cls instance | None\n\n"
 "The common case of sniparse.tls._parse_ch_message, in C: parse the ClientHello handshake\n"
 "message d[msg:end] (type byte included; d is bytes, a bytearray or a byte memoryview) and\n"
-"return every ClientHello field value in declaration order (what _new_client_hello takes).\n"
+"return every ClientHello field value in declaration order (what _new_client_hello takes),\n"
+"or, given the record class and its field names, the record new_record(cls, names, values)\n"
+"would build (without the tuple of values in between).\n"
 "is_ip is tls._is_ip_literal, called for a host name that might be an address literal.\n"
 "None for anything but a well-formed hello with at most one extension of each type, an\n"
 "ASCII host name and the usual single-entry server_name list: the Python parser then\n"
@@ -1546,9 +1696,23 @@ PyDoc_STRVAR(client_hello_fields_doc,
 
 static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "client_hello_fields() takes exactly 7 arguments");
+    if (nargs != 7 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "client_hello_fields() takes 7 or 9 arguments");
         return NULL;
+    }
+    if (nargs == 9) {
+        PyObject *names = args[8];
+        if (!PyType_Check(args[7]) || !PyTuple_CheckExact(names) ||
+            PyTuple_GET_SIZE(names) != CH_NFIELDS) {
+            PyErr_SetString(PyExc_TypeError,
+                            "client_hello_fields(): cls, then a tuple of the field names");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < CH_NFIELDS; i++)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
+                PyErr_SetString(PyExc_TypeError, "client_hello_fields(): names must be str");
+                return NULL;
+            }
     }
     PyObject *obj = args[0];
     if (!PyBytes_CheckExact(obj) && !PyByteArray_CheckExact(obj) && !PyMemoryView_Check(obj))
@@ -1630,8 +1794,9 @@ static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_s
     if ((f[1] = u16_obj(legacy_version)) == NULL ||
         (f[2] = PyBytes_FromStringAndSize((const char *)d + rnd, 32)) == NULL ||
         (f[3] = PyBytes_FromStringAndSize((const char *)d + sid, sid_len)) == NULL ||
-        (f[4] = u16_tuple(d + cs, cs_len >> 1)) == NULL ||
-        (f[5] = u8_tuple(d + comp, comp_len)) == NULL || (f[6] = PyTuple_New(next)) == NULL)
+        (f[4] = cached_field(K_U16, d + cs, cs_len, build_u16s)) == NULL ||
+        (f[5] = cached_field(K_U8, d + comp, comp_len, build_u8s)) == NULL ||
+        (f[6] = PyTuple_New(next)) == NULL)
         goto done;
     const unsigned char *name = NULL; /* the host name when sni_status is "present" */
     Py_ssize_t name_len = 0;
@@ -1641,15 +1806,16 @@ static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_s
         const unsigned char *b = d + offs[i] + 4;
         Py_ssize_t el = (Py_ssize_t)be16(b - 2);
         unsigned et = types[i];
-        PyObject *ext = PyTuple_New(2);
+        /* The bodies of key_share, pre_shared_key, padding and ECH differ per hello (or
+         * are long): not worth a slot. */
+        PyObject *ext;
+        if (et == 51 || et == 41 || et == 21 || et == 0xFE0D)
+            ext = build_ext(b - 4, el + 4);
+        else
+            ext = cached_field(K_EXT, b - 4, el + 4, build_ext);
         if (ext == NULL)
             goto done;
         PyTuple_SET_ITEM(f[6], i, ext);
-        PyObject *t = u16_obj(et), *body = PyBytes_FromStringAndSize((const char *)b, el);
-        PyTuple_SET_ITEM(ext, 0, t);
-        PyTuple_SET_ITEM(ext, 1, body);
-        if (t == NULL || body == NULL)
-            goto done;
         switch (et) {
         case 0: /* server_name */
             if (el == 0) {
@@ -1664,28 +1830,30 @@ static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_s
                 name = b + 5;
                 name_len = el - 5;
                 f[7] = Py_NewRef(str_present);
-                f[9] = PyBytes_FromStringAndSize((const char *)name, name_len);
-                if (f[9] == NULL)
+                PyObject *sni = cached_field(K_SNI, b, el, build_sni);
+                if (sni == NULL)
                     goto done;
-                f[8] = PyUnicode_DecodeASCII((const char *)name, name_len, NULL);
-                f[10] = Py_BuildValue("((iO))", 0, f[9]);
+                f[8] = Py_NewRef(PyTuple_GET_ITEM(sni, 0));
+                f[9] = Py_NewRef(PyTuple_GET_ITEM(sni, 1));
+                f[10] = Py_NewRef(PyTuple_GET_ITEM(sni, 2));
+                Py_DECREF(sni);
             } else {
                 goto decline;
             }
-            if (f[10] == NULL || (f[8] == NULL && name != NULL))
+            if (f[10] == NULL)
                 goto done;
             break;
         case 10: /* supported_groups */
         case 13: /* signature_algorithms */
             if (el < 2 || (el & 1) || (Py_ssize_t)be16(b) != el - 2)
                 goto decline;
-            if ((f[et == 10 ? 17 : 19] = u16_tuple(b + 2, (el - 2) >> 1)) == NULL)
+            if ((f[et == 10 ? 17 : 19] = cached_field(K_U16, b + 2, el - 2, build_u16s)) == NULL)
                 goto done;
             break;
         case 43: /* supported_versions */
             if (el < 1 || b[0] != el - 1 || ((el - 1) & 1))
                 goto decline;
-            if ((f[16] = u16_tuple(b + 1, (el - 1) >> 1)) == NULL)
+            if ((f[16] = cached_field(K_U16, b + 1, el - 1, build_u16s)) == NULL)
                 goto done;
             break;
         case 51: /* key_share */
@@ -1695,17 +1863,20 @@ static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_s
                 goto decline;
             break;
         case 16: { /* application_layer_protocol_negotiation */
-            int r = alpn_lists(b, el, &f[15], &f[14]);
-            if (r < 0)
-                goto done;
-            if (r == 0)
+            if (alpn_count(b, el) < 0)
                 goto decline;
+            PyObject *lists = cached_field(K_ALPN, b, el, build_alpn);
+            if (lists == NULL)
+                goto done;
+            f[15] = Py_NewRef(PyTuple_GET_ITEM(lists, 0));
+            f[14] = Py_NewRef(PyTuple_GET_ITEM(lists, 1));
+            Py_DECREF(lists);
             break;
         }
         case 11: /* ec_point_formats */
             if (el < 1 || b[0] != el - 1)
                 goto decline;
-            if ((f[18] = u8_tuple(b + 1, el - 1)) == NULL)
+            if ((f[18] = cached_field(K_U8, b + 1, el - 1, build_u8s)) == NULL)
                 goto done;
             break;
         case 21:
@@ -1778,6 +1949,14 @@ static PyObject *client_hello_fields(PyObject *self, PyObject *const *args, Py_s
     for (int i = 0; i < CH_NFIELDS; i++)
         if (f[i] == NULL)
             goto done;
+    if (nargs == 9) {
+        /* The record itself: spares the tuple of values and a call (~1,000 instructions a
+         * hello, callgrind on the handshake benchmark). build_record borrows the values. */
+        result = build_record((PyTypeObject *)args[7], args[8], f);
+        for (int i = 0; i < CH_NFIELDS; i++)
+            Py_DECREF(f[i]);
+        return result;
+    }
     result = PyTuple_New(CH_NFIELDS);
     if (result != NULL) {
         for (int i = 0; i < CH_NFIELDS; i++)

@@ -245,9 +245,9 @@ def capture_messages(paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> list
     seen: dict[Msg, None] = {}
     real = tls._C_CLIENT_HELLO
 
-    def record(d: Any, msg: int, end: int, rv: int, wl: int, rec: int, ip: Any) -> Any:
+    def record(d: Any, msg: int, end: int, rv: int, wl: int, rec: int, ip: Any, *kit: Any) -> Any:
         seen[(bytes(d[msg:end]), rv, wl, rec)] = None
-        return real(d, msg, end, rv, wl, rec, ip) if real is not None else None
+        return real(d, msg, end, rv, wl, rec, ip, *kit) if real is not None else None
 
     monkeypatch.setattr(tls, "_C_CLIENT_HELLO", record)
     for p in paths:

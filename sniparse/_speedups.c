@@ -16,8 +16,9 @@
  * direction key is src address + dst address + src port + dst port (sniparse.tcp.flow_key).
  *
  * scan_pcap_batch() and scan_pcapng_batch() do the same walk but hand over many records
- * per call, each decoded by segment_from() when it can be; why that stays exact is in
- * sniparse.analyze's "Batches" notes.
+ * per call, each decoded by segment_from() when it can be, and also drop (counting them)
+ * packets of just-closed connections that the flow table would only count as after_close;
+ * why both stay exact is in sniparse.analyze's "Batches" notes.
  *
  * segment() is the other hot spot of a handshake-heavy capture: the inlined common case of
  * sniparse.decode.decode_segment (one TCP segment out of an Ethernet / SLL / SLL2 / raw IP
@@ -29,18 +30,24 @@
  * each type, RFC 8446 §4.2, an ASCII host name in the usual single-entry server_name list,
  * RFC 6066 §3, and well-formed decoded extensions), returning every ClientHello field value;
  * None for anything else, and the Python parser decides (raises, or handles the odd case).
- * So it never needs the Python code's error details or edge cases, only its values.
- * new_record() builds the ClientHello from them as the dataclass's __init__ would (by
- * filling the instance's __dict__). server_reaction() is the same arrangement for the
- * server's first record: an alert, or a whole well-formed ServerHello in one handshake
- * record, read as sniparse.tls._server_reaction would; None for anything else.
+ * So it never needs the Python code's error details or edge cases, only its values, and
+ * it hands out the very same object for a field whose bytes equal a recently seen one (a
+ * bounded cache, compared in full). new_record() builds records (ClientHello, server
+ * replies, Handshake) as the dataclass's __init__ would, by installing a ready-made
+ * __dict__. server_reaction() is the same arrangement for the server's first record: an
+ * alert, or a whole well-formed ServerHello in one handshake record, read as
+ * sniparse.tls._server_reaction would; None for anything else.
+ *
+ * ndjson_row() writes the common (all-ASCII) ndjson line of a handshake, exactly as
+ * sniparse.report._ndjson_fast would, or None to leave the row to it.
  *
  * Every read is bounds-checked against the buffer and the record's captured length. The
  * scans allocate only the keys they look up and the timestamps kept in `pending` (a small
  * per-call cache spares both for repeats). Plain CPython C API, no third-party headers;
  * tests/test_fastpath.py checks the scans and the segment decoder against their Python
- * counterparts and the general decoders, tests/test_tls_c.py the ClientHello parser against
- * the Python one.
+ * counterparts and the general decoders, tests/test_tls_c.py and tests/test_hello_path.py
+ * the ClientHello parser against the Python one, tests/test_record_building.py the records,
+ * tests/test_rows_c.py the rows and tests/test_tomb_skip.py the after_close drop.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

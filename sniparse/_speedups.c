@@ -997,6 +997,57 @@ static int hand_over(PyObject *items, PyTypeObject *stype, PyTypeObject *rtype,
     return list_add3(items, obj, kobj, chk);
 }
 
+/* Starts a batch scan's fed_set: 1 when this call owns it (emptied by a new generation),
+ * 0 when another scan in progress does (the caller then treats every record after the first
+ * handed over as possibly fed). The owner clears fed_busy when it ends. */
+static int fed_begin(void) {
+    if (fed_busy)
+        return 0;
+    fed_busy = 1;
+    if (++fed_gen == 0) {
+        /* Wrapped around: slots stamped with old generations could look current. */
+        memset(fed_set, 0, sizeof fed_set);
+        fed_gen = 1;
+    }
+    return 1;
+}
+
+enum { JUDGE_HAND = 0, JUDGE_SKIP = 1, JUDGE_AFTER_CLOSE = 2 };
+
+/* What a batch scan does with a record whose frame (data, caplen, origlen, link type lt)
+ * has direction key `key` (klen 0: none) and TCP flags `flags`, at time ts, after nitems
+ * records handed over: JUDGE_SKIP, a bulk packet of a decided flow (skip_key counted it);
+ * JUDGE_AFTER_CLOSE, a packet FlowTable.feed would only count as after_close (`tomb` NULL:
+ * never); JUDGE_HAND, one for Python, with *recheck set when Python must test its key
+ * against `decided` first (an earlier record of the batch may decide its flow). -1 with a
+ * Python error set. */
+static int judge(entry *cache, PyObject *decided, PyObject *pending, PyObject *tomb,
+                 PyObject *flows, long lt, const unsigned char *data, uint32_t caplen,
+                 uint32_t origlen, const unsigned char *key, int klen, int flags, long long ts,
+                 long long stop_ts, Py_ssize_t nitems, int own_set, int *recheck) {
+    int bulk = klen != 0 && !(flags & 0x07);
+    *recheck = 0;
+    if (bulk) {
+        *recheck = fed_flow(key, klen, nitems, own_set);
+        if (!*recheck) {
+            int sk = skip_key(cache, key, klen, ts, decided, pending);
+            if (sk != 0)
+                return sk < 0 ? -1 : JUDGE_SKIP;
+        }
+    }
+    /* Only packets without SYN, FIN or PSH are looked up: on the handshake benchmark every
+     * after_close packet is a bare ACK, and looking up every record handed over cost more
+     * than the drops saved (callgrind on its first 40 MB: +21 M). */
+    if (*recheck || tomb == NULL || klen == 0 || (flags & 0x0B) || ts >= stop_ts)
+        return JUDGE_HAND;
+    int ac = after_close(tomb, flows, lt, data, caplen, origlen, key, klen);
+    if (ac < 0)
+        return -1;
+    if (ac && !bulk && fed_flow(key, klen, nitems, own_set))
+        ac = 0;
+    return ac ? JUDGE_AFTER_CLOSE : JUDGE_HAND;
+}
+
 PyDoc_STRVAR(scan_pcap_batch_doc,
 "scan_pcap_batch(buf, pos, big_endian, rec_hdr, ts_mult, limit, linktype, check_caplen,\n"
 "                decided, pending, stop_ts, frame, iface, record_type, segment_type,\n"
@@ -1084,15 +1135,7 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
     entry cache[CACHE_SIZE];
     for (int i = 0; i < CACHE_SIZE; i++)
         cache[i].obj = NULL;
-    int own_set = !fed_busy;
-    if (own_set) {
-        fed_busy = 1;
-        if (++fed_gen == 0) {
-            /* Wrapped around: slots stamped with old generations could look current. */
-            memset(fed_set, 0, sizeof fed_set);
-            fed_gen = 1;
-        }
-    }
+    int own_set = fed_begin();
 
     while (pos + rh <= n) {
         const unsigned char *h = b + pos;
@@ -1104,31 +1147,12 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
             break;
         int klen = frame_key(lt, b + p, (Py_ssize_t)caplen, key, &flags);
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
-        int bulk = klen != 0 && !(flags & 0x07);
         int recheck = 0;
-        int sk = 0;
-        if (bulk) {
-            recheck = fed_flow(key, klen, nitems, own_set);
-            if (!recheck) {
-                sk = skip_key(cache, key, klen, ts, decided, pending);
-                if (sk < 0) {
-                    failed = 1;
-                    break;
-                }
-            }
-        }
-        /* Only packets without SYN, FIN or PSH are looked up: on the handshake benchmark
-         * every after_close packet is a bare ACK, and looking up every record handed over
-         * cost more than the drops saved (callgrind on its first 40 MB: +21 M). */
-        int ac = 0;
-        if (!sk && !recheck && tomb != NULL && klen != 0 && !(flags & 0x0B) && ts < stop_ts) {
-            ac = after_close(tomb, flows, lt, b + p, caplen, origlen, key, klen);
-            if (ac < 0) {
-                failed = 1;
-                break;
-            }
-            if (ac && !bulk && fed_flow(key, klen, nitems, own_set))
-                ac = 0;
+        int verdict = judge(cache, decided, pending, tomb, flows, lt, b + p, caplen, origlen, key,
+                            klen, flags, ts, stop_ts, nitems, own_set, &recheck);
+        if (verdict < 0) {
+            failed = 1;
+            break;
         }
         frames++;
         nbytes += caplen;
@@ -1138,7 +1162,7 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
             max_ts = ts;
         last_sec = sec;
         pos = p + (Py_ssize_t)caplen;
-        if (sk) {
+        if (verdict == JUDGE_SKIP) {
             k++;
             if (ts >= stop_ts) {
                 why = 2; /* STOP_EXPIRE */
@@ -1147,7 +1171,7 @@ static PyObject *scan_pcap_batch(PyObject *self, PyObject *const *args, Py_ssize
             }
             continue;
         }
-        if (ac) {
+        if (verdict == JUDGE_AFTER_CLOSE) {
             n_after_close++; /* before stop_ts: no sweep is due */
             continue;
         }
@@ -1289,14 +1313,7 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
     entry cache[CACHE_SIZE];
     for (int i = 0; i < CACHE_SIZE; i++)
         cache[i].obj = NULL;
-    int own_set = !fed_busy;
-    if (own_set) {
-        fed_busy = 1;
-        if (++fed_gen == 0) {
-            memset(fed_set, 0, sizeof fed_set);
-            fed_gen = 1;
-        }
-    }
+    int own_set = fed_begin();
 
     while (usable && pos + 28 <= n) {
         const unsigned char *h = b + pos;
@@ -1320,31 +1337,12 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
         long lt = tab[ifid].lt;
         const unsigned char *d = h + 28;
         int klen = frame_key(lt, d, (Py_ssize_t)caplen, key, &flags);
-        int bulk = klen != 0 && !(flags & 0x07);
         int recheck = 0;
-        int sk = 0;
-        if (bulk) {
-            recheck = fed_flow(key, klen, nitems, own_set);
-            if (!recheck) {
-                sk = skip_key(cache, key, klen, ts, decided, pending);
-                if (sk < 0) {
-                    failed = 1;
-                    break;
-                }
-            }
-        }
-        /* Only packets without SYN, FIN or PSH are looked up: on the handshake benchmark
-         * every after_close packet is a bare ACK, and looking up every record handed over
-         * cost more than the drops saved (callgrind on its first 40 MB: +21 M). */
-        int ac = 0;
-        if (!sk && !recheck && tomb != NULL && klen != 0 && !(flags & 0x0B) && ts < stop_ts) {
-            ac = after_close(tomb, flows, lt, d, caplen, origlen, key, klen);
-            if (ac < 0) {
-                failed = 1;
-                break;
-            }
-            if (ac && !bulk && fed_flow(key, klen, nitems, own_set))
-                ac = 0;
+        int verdict = judge(cache, decided, pending, tomb, flows, lt, d, caplen, origlen, key,
+                            klen, flags, ts, stop_ts, nitems, own_set, &recheck);
+        if (verdict < 0) {
+            failed = 1;
+            break;
         }
         if (cnt[ifid]++ == 0) {
             PyObject *io = PyLong_FromUnsignedLong(ifid);
@@ -1364,7 +1362,7 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
             max_ts = ts;
         last_ts = ts;
         pos = (Py_ssize_t)end;
-        if (sk) {
+        if (verdict == JUDGE_SKIP) {
             k++;
             if (ts >= stop_ts) {
                 why = 2; /* STOP_EXPIRE */
@@ -1373,7 +1371,7 @@ static PyObject *scan_pcapng_batch(PyObject *self, PyObject *const *args, Py_ssi
             }
             continue;
         }
-        if (ac) {
+        if (verdict == JUDGE_AFTER_CLOSE) {
             n_after_close++; /* before stop_ts: no sweep is due */
             continue;
         }

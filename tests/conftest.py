@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+BENCH = ROOT / "benchmarks"
 
 
 def corpus_path() -> Path:
@@ -48,6 +49,17 @@ def module_from_path(name: str, path: Path, *, register: bool = False) -> Module
         sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def gen_capture() -> ModuleType:
+    """``benchmarks/gen_capture.py``, the project's own capture generator."""
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module("gen_capture")
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 def source_module(name: str, *, as_name: str | None = None) -> ModuleType:

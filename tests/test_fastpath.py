@@ -14,7 +14,6 @@ damaged buffers, ``segment`` on every fixture and corpus frame and on mutated fr
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import struct
@@ -25,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import source_module
+from conftest import gen_capture, source_module
 
 from sniparse import _fastpath
 from sniparse import decode as decode_module
 from sniparse.analyze import _SCANS, Analysis
 from sniparse.decode import fast_key
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 HAVE_C = _SCANS["c"] is not None
 # The C segment decoder (off under SNIPARSE_PURE=1, while the C scans stay selectable).
 HAVE_C_SEGMENT = decode_module._C_SEGMENT is not None
@@ -111,19 +109,10 @@ def test_every_corpus_capture(corpus_dir: Path) -> None:
 # -- generated bulk captures, in every pcap variant ----------------------------------------
 
 
-def _gen_capture() -> Any:
-    """benchmarks/gen_capture.py, the project's own capture generator."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("gen_capture")
-    finally:
-        sys.path.remove(str(BENCH))
-
 
 def _generate(tmp: Path, link: str, mix: str = "bulk", packets: int = 4000) -> bytes:
-    gen_capture = _gen_capture()
     out = tmp / f"{mix}-{link}.pcap"
-    gen_capture.generate(out, packets=packets, seed=3, mix=mix, link=link)
+    gen_capture().generate(out, packets=packets, seed=3, mix=mix, link=link)
     return out.read_bytes()
 
 
@@ -184,9 +173,8 @@ def test_generated_sll2(bulk_sll2: bytes) -> None:
 
 
 def test_generated_pcapng_two_interfaces(tmp_path: Path) -> None:
-    gen_capture = _gen_capture()
     out = tmp_path / "mixed.pcapng"
-    gen_capture.generate(out, packets=4000, seed=4, mix="bulk", link="mixed")
+    gen_capture().generate(out, packets=4000, seed=4, mix="bulk", link="mixed")
     assert _agree(str(out)) > 1000
     assert _agree(str(out), map_window=65536) > 1000
     assert _agree(str(out), chunk_size=65536) > 1000
@@ -266,7 +254,7 @@ def test_full_flow_table(tmp_path: Path, max_flows: int) -> None:
     _agree(data, max_flows=max_flows)
     _agree(_generate(tmp_path, "ether", packets=3000), max_flows=max_flows)
     out = tmp_path / "handshake.pcapng"
-    _gen_capture().generate(out, packets=3000, seed=3, mix="handshake", link="mixed")
+    gen_capture().generate(out, packets=3000, seed=3, mix="handshake", link="mixed")
     _agree(str(out), max_flows=max_flows)
 
 
@@ -277,7 +265,7 @@ def test_batches_hand_over_many_records(tmp_path: Path, fmt: str) -> None:
     # earlier record of the list may decide left for Python to judge.
     out = tmp_path / f"handshake.{fmt}"
     link = "sll2" if fmt == "pcap" else "mixed"  # (the generator writes "mixed" as pcapng)
-    _gen_capture().generate(out, packets=1500, seed=3, mix="handshake", link=link)
+    gen_capture().generate(out, packets=1500, seed=3, mix="handshake", link=link)
     a = Analysis(str(out), fastpath="batch")
     it = iter(a)
     sk = a.skipper
@@ -358,9 +346,8 @@ def test_c_pcapng_scan_matches_python(tmp_path: Path) -> None:
 
     c_scan = _NG_SCANS["c"]
     assert c_scan is not None
-    gen_capture = _gen_capture()
     out = tmp_path / "m.pcapng"
-    gen_capture.generate(out, packets=3000, seed=6, mix="bulk", link="mixed")
+    gen_capture().generate(out, packets=3000, seed=6, mix="bulk", link="mixed")
     data = out.read_bytes()
     # The framer's own view: its interface table and every EPB's offset and key.
     from sniparse.errors import Issues

@@ -11,15 +11,14 @@ table small enough that closes trim the tombstones.
 
 from __future__ import annotations
 
-import importlib
 import socket
 import struct
-import sys
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import gen_capture
 
 from sniparse.analyze import _C_BATCH, Analysis
 
@@ -27,7 +26,6 @@ HAVE_BATCH = _C_BATCH is not None
 pytestmark = pytest.mark.skipif(not HAVE_BATCH, reason="the C extension is not built")
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".xz", ".zst", ".bz2")
 
 SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
@@ -106,13 +104,6 @@ def test_every_corpus_capture(corpus_dir: Path) -> None:
             raise AssertionError(f"{path.relative_to(corpus_dir)}: {e}") from None
 
 
-def _gen_capture() -> Any:
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("gen_capture")
-    finally:
-        sys.path.remove(str(BENCH))
-
 
 @pytest.mark.parametrize(
     ("mix", "link", "name"),
@@ -125,7 +116,7 @@ def _gen_capture() -> Any:
 )
 def test_generated_captures(tmp_path: Path, mix: str, link: str, name: str) -> None:
     out = tmp_path / name
-    _gen_capture().generate(out, packets=6000, seed=5, mix=mix, link=link)
+    gen_capture().generate(out, packets=6000, seed=5, mix=mix, link=link)
     dropped = _agree(str(out))
     if mix == "handshake":
         assert dropped > 0
@@ -134,7 +125,7 @@ def test_generated_captures(tmp_path: Path, mix: str, link: str, name: str) -> N
 @pytest.mark.parametrize("max_flows", [1, 3, 10, 40, 200])
 def test_generated_small_tables(tmp_path: Path, max_flows: int) -> None:
     out = tmp_path / "hs.pcap"
-    _gen_capture().generate(out, packets=3000, seed=7, mix="handshake", link="sll2")
+    gen_capture().generate(out, packets=3000, seed=7, mix="handshake", link="sll2")
     _agree(str(out), max_flows=max_flows)
 
 
